@@ -1,0 +1,115 @@
+"""Elementwise operators: Identity, Diagonal (weights with broadcasting), Intensity, Exp."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from calcil.operators._dtypes import default_real, inexact_or_default
+from calcil.operators._shapes import sum_to_shape
+from calcil.operators.base import LinearOperator, Operator
+
+__all__ = ["Diagonal", "Exp", "Identity", "Intensity"]
+
+
+class Identity(LinearOperator):
+    """``I x = x``.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> cc.operators.Identity((3,))(jnp.arange(3.0)).tolist()
+        [0.0, 1.0, 2.0]
+    """
+
+    def __init__(self, input_shape, input_dtype=None):
+        super().__init__(input_shape, default_real() if input_dtype is None else input_dtype)
+
+    def forward(self, x):
+        return x
+
+    def adjoint(self, y):
+        return y
+
+    @property
+    def gram(self):
+        return self
+
+
+class Diagonal(LinearOperator):
+    """Elementwise product ``y = w * x`` with NumPy broadcasting.
+
+    ``w`` may broadcast the input to a larger output (``K`` illumination patterns applied to
+    one object give ``K`` images); the adjoint ``conj(w) * y`` then sums over the broadcast axes.
+
+    Args:
+        weights: array ``w`` (a leaf: it may be traced or estimated).
+        input_shape: shape of ``x``; defaults to ``w.shape``.
+        input_dtype: dtype of ``x``; defaults to the dtype of ``w``.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> D = cc.operators.Diagonal(jnp.array([1.0, 2.0, 3.0]))
+        >>> D(jnp.ones(3)).tolist()
+        [1.0, 2.0, 3.0]
+    """
+
+    weights: jax.Array
+
+    def __init__(self, weights, input_shape=None, input_dtype=None):
+        self.weights = jnp.asarray(weights)
+        if input_shape is None:
+            input_shape = self.weights.shape
+        try:
+            np.broadcast_shapes(tuple(input_shape), self.weights.shape)
+        except ValueError:
+            raise ValueError(
+                f"Diagonal weights of shape {self.weights.shape} do not broadcast with "
+                f"input_shape {tuple(input_shape)}"
+            ) from None
+        dtype = input_dtype
+        if dtype is None:
+            dtype = inexact_or_default(self.weights.dtype)
+        super().__init__(input_shape, dtype)
+
+    def forward(self, x):
+        return self.weights * x
+
+    def adjoint(self, y):
+        return sum_to_shape(jnp.conj(self.weights) * y, self.input_shape)
+
+
+class Intensity(Operator):
+    """Nonlinear ``|u|^2``, the intensity a camera records from a complex field ``u``.
+
+    Shape-polymorphic: ``Intensity()`` takes its shape from the operator it is composed with.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> cc.operators.Intensity()(jnp.array([3 + 4j])).tolist()
+        [25.0]
+    """
+
+    def __init__(self, input_shape=None, input_dtype=None):
+        super().__init__(input_shape, input_dtype)
+
+    def forward(self, u):
+        if jnp.iscomplexobj(u):
+            return u.real**2 + u.imag**2
+        return u * u
+
+
+class Exp(Operator):
+    """Nonlinear elementwise ``exp(x)`` (Beer-Lambert absorption, phase factors ``exp(i phi)``).
+
+    Shape-polymorphic like :class:`Intensity`.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> float(cc.operators.Exp()(jnp.array(0.0)))
+        1.0
+    """
+
+    def __init__(self, input_shape=None, input_dtype=None):
+        super().__init__(input_shape, input_dtype)
+
+    def forward(self, x):
+        return jnp.exp(x)
