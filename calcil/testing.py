@@ -3,7 +3,7 @@
 Example:
     >>> import jax.numpy as jnp, calcil as cc
     >>> A = cc.operators.from_function(lambda x: jnp.cumsum(x), (16,), linear=True)
-    >>> cc.testing.check_adjoint(A)            # raises AssertionError when wrong
+    >>> error = cc.testing.check_adjoint(A)    # raises AssertionError when wrong
     >>> cc.testing.check_operator(A)           # shapes, dtypes, jit, vmap, pytree, adjoint
 """
 
@@ -39,6 +39,11 @@ def _samples(op: Operator, key):
     return x, y
 
 
+@jax.jit
+def _apply_both(op, x, y):
+    return op(x), op.H(y)
+
+
 def check_adjoint(op: LinearOperator, key=None, rtol=None) -> float:
     """Dot-product test: ``Re <A x, y> = Re <x, A^H y>`` for random ``x`` and ``y``.
 
@@ -63,7 +68,7 @@ def check_adjoint(op: LinearOperator, key=None, rtol=None) -> float:
         raise ValueError(f"check_adjoint needs an operator with shapes; {op!r} has none")
     key = jax.random.key(0) if key is None else key
     x, y = _samples(op, key)
-    ax, ahy = op(x), op.H(y)
+    ax, ahy = _apply_both(op, x, y)
     if ax.shape != op.output_shape or ahy.shape != op.input_shape:
         raise AssertionError(
             f"{op!r}: forward gave {ax.shape} (declared {op.output_shape}), adjoint gave "

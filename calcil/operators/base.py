@@ -87,6 +87,11 @@ def _short(value) -> str:
     return repr(value)
 
 
+_RESERVED = frozenset(
+    {"forward", "adjoint", "autodiff_adjoint", "H", "gram", "norm", "linearize", "linear"}
+)
+
+
 class Operator:
     """A map from arrays of ``input_shape``/``input_dtype`` to ``output_shape``/``output_dtype``.
 
@@ -110,6 +115,12 @@ class Operator:
         super().__init_subclass__(**kwargs)
         dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
         fields = dataclasses.fields(cls)
+        clashes = {f.name for f in fields} & _RESERVED
+        if clashes:
+            raise TypeError(
+                f"{cls.__name__} declares field(s) {sorted(clashes)} that would hide Operator "
+                "methods; rename them."
+            )
         data = tuple(f.name for f in fields if not f.metadata.get("static"))
         meta = tuple(f.name for f in fields if f.metadata.get("static"))
         keys = tuple(jax.tree_util.GetAttrKey(name) for name in data)
@@ -414,10 +425,6 @@ class LinearComposition(Composition, LinearOperator):
     def adjoint(self, y):
         z = restrict(self.outer.H(y), self.inner.output_dtype)
         return self.inner.H(z)
-
-    @property
-    def H(self):
-        return compose(self.inner.H, self.outer.H)
 
 
 class Sum(Operator):

@@ -97,7 +97,11 @@ class Convolve(LinearOperator):
         axes = normalize_axes(axes, ndim)
         kernel = _kernel_on_input_axes(kernel, ndim, axes)
         for a in range(ndim):
-            if a not in axes and kernel.shape[a] not in (1, input_shape[a]):
+            if (
+                a not in axes
+                and 1 not in (kernel.shape[a], input_shape[a])
+                and kernel.shape[a] != input_shape[a]
+            ):
                 raise ValueError(
                     f"Convolve kernel of shape {kernel.shape} does not broadcast with input "
                     f"shape {input_shape} along the non-convolved axis {a}"

@@ -37,14 +37,14 @@ class FFT(LinearOperator):
     """
 
     axes: tuple[int, ...] = static_field()
-    norm: str = static_field()
+    normalization: str = static_field()  # numpy's `norm`; `A.norm()` is the spectral norm
     centered: bool = static_field()
 
     def __init__(self, input_shape, axes=None, norm="ortho", centered=False, input_dtype=None):
         if norm not in _ADJOINT_NORM:
             raise ValueError(f"norm must be one of {sorted(_ADJOINT_NORM)}, got {norm!r}")
         self.axes = normalize_axes(axes, len(input_shape))
-        self.norm = norm
+        self.normalization = norm
         self.centered = bool(centered)
         super().__init__(input_shape, default_complex() if input_dtype is None else input_dtype)
 
@@ -57,13 +57,13 @@ class FFT(LinearOperator):
         return x
 
     def forward(self, x):
-        return self._transform(x, jnp.fft.fftn, self.norm)
+        return self._transform(x, jnp.fft.fftn, self.normalization)
 
     def adjoint(self, y):
-        return self._transform(y, jnp.fft.ifftn, _ADJOINT_NORM[self.norm])
+        return self._transform(y, jnp.fft.ifftn, _ADJOINT_NORM[self.normalization])
 
     @property
     def gram(self):
-        if self.norm == "ortho":
+        if self.normalization == "ortho":
             return Identity(self.input_shape, self.input_dtype)
         return super().gram

@@ -1,0 +1,207 @@
+"""A registry of operator factories: every operator in the catalogue runs through the generic
+tests (adjoint, jit/vmap, pytree, declared shapes and dtypes) in every dtype it supports.
+
+A factory takes a dtype (float32, float64, complex64 or complex128) and returns an operator
+whose input has that dtype; factories are called inside ``jax.enable_x64`` for 64-bit dtypes.
+Register new operators here: ``test_registry_covers_catalogue`` fails for a public operator
+class that no factory builds.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from calcil import operators as O
+from calcil.operators._dtypes import real_dtype_of
+
+LINEAR = {}
+NONLINEAR = {}
+DTYPES = ("float32", "float64", "complex64", "complex128")
+
+
+def register(name, registry=LINEAR, dtypes=DTYPES):
+    def decorate(factory):
+        for dtype in dtypes:
+            registry[f"{name}-{dtype}"] = (factory, jnp.dtype(dtype))
+        return factory
+
+    return decorate
+
+
+def _weights(shape, dtype, seed=0):
+    """Deterministic weights of ``dtype`` (complex when ``dtype`` is complex)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(shape)
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        w = w + 1j * rng.standard_normal(shape)
+    return jnp.asarray(w, dtype)
+
+
+def _psf(shape, dtype):
+    """A positive real kernel in the precision of ``dtype``."""
+    return jnp.abs(_weights(shape, real_dtype_of(dtype), seed=1))
+
+
+@register("identity")
+def _(dtype):
+    return O.Identity((6, 7), dtype)
+
+
+@register("diagonal")
+def _(dtype):
+    return O.Diagonal(_weights((6, 7), dtype), input_dtype=dtype)
+
+
+@register("diagonal-broadcast")
+def _(dtype):
+    return O.Diagonal(_weights((3, 1, 7), dtype), input_shape=(6, 7), input_dtype=dtype)
+
+
+@register("mask")
+def _(dtype):
+    return O.Mask(np.arange(42).reshape(6, 7) % 3 == 0, input_dtype=dtype)
+
+
+@register("fft")
+def _(dtype):
+    return O.FFT((6, 8), input_dtype=dtype)
+
+
+@register("fft-centered-backward-axis")
+def _(dtype):
+    return O.FFT((3, 6, 5), axes=(-1,), norm="backward", centered=True, input_dtype=dtype)
+
+
+@register("fft-forward-norm")
+def _(dtype):
+    return O.FFT((5, 6), norm="forward", input_dtype=dtype)
+
+
+for _mode in ("circular", "full", "same", "valid"):
+
+    @register(f"convolve-{_mode}")
+    def _(dtype, mode=_mode):
+        return O.Convolve(_psf((3, 4), dtype), (9, 10), mode=mode, input_dtype=dtype)
+
+
+@register("convolve-complex-kernel")
+def _(dtype):
+    kernel = _weights((3, 3), jnp.promote_types(dtype, jnp.complex64), seed=2)
+    return O.Convolve(kernel, (2, 8, 8), input_dtype=dtype)
+
+
+@register("convolve-batch-kernel")
+def _(dtype):
+    return O.Convolve(
+        _psf((3, 4, 5), dtype), (1, 8, 9), axes=(1, 2), mode="same", input_dtype=dtype
+    )
+
+
+@register("crop")
+def _(dtype):
+    return O.Crop((2, 9, 10), (5, 6), input_dtype=dtype)
+
+
+@register("pad")
+def _(dtype):
+    return O.Pad((5, 6), ((1, 2), (3, 0)), input_dtype=dtype)
+
+
+@register("subsample")
+def _(dtype):
+    return O.Subsample((9, 10), (2, 3), offset=(1, 2), input_dtype=dtype)
+
+
+@register("bin-sum")
+def _(dtype):
+    return O.Bin((6, 9), (2, 3), input_dtype=dtype)
+
+
+@register("bin-mean")
+def _(dtype):
+    return O.Bin((2, 6, 9), (3, 3), reduce="mean", input_dtype=dtype)
+
+
+@register("gather")
+def _(dtype):
+    return O.Gather((6, 7), (np.array([0, 5, 5, 2]), np.array([1, 6, 6, -1])), input_dtype=dtype)
+
+
+@register("finite-difference-periodic")
+def _(dtype):
+    return O.FiniteDifference((5, 6, 4), input_dtype=dtype)
+
+
+@register("finite-difference-neumann")
+def _(dtype):
+    return O.FiniteDifference((5, 6), axes=(1,), boundary="neumann", input_dtype=dtype)
+
+
+@register("from-function")
+def _(dtype):
+    return O.from_function(lambda x: jnp.cumsum(x[::-1], axis=0), (5, 3), dtype, linear=True)
+
+
+@register("composition-crop-convolve-pad")
+def _(dtype):
+    pad = O.Pad((8, 8), 2, input_dtype=dtype)
+    conv = O.Convolve(_psf((3, 3), dtype), (12, 12), input_dtype=dtype)
+    return O.Crop((12, 12), (8, 8), input_dtype=dtype) @ conv @ pad
+
+
+@register("composition-fft-of-real")
+def _(dtype):
+    # A real-output operator feeding a complex one: the adjoint must take a real part.
+    return O.FFT((6, 6), input_dtype=jnp.promote_types(dtype, jnp.complex64)) @ O.Bin(
+        (12, 6), (2, 1), input_dtype=dtype
+    )
+
+
+@register("sum-and-scale")
+def _(dtype):
+    scalar = 1.5 - 0.5j if jnp.issubdtype(dtype, jnp.complexfloating) else 1.5
+    fd = O.FiniteDifference((6, 7), input_dtype=dtype)
+    return scalar * fd - 0.5 * fd
+
+
+@register("adjoint-of-convolve")
+def _(dtype):
+    return O.Convolve(_psf((3, 3), dtype), (6, 7), mode="full", input_dtype=dtype).H
+
+
+@register("gram-of-fft")
+def _(dtype):
+    return (
+        O.Diagonal(_weights((6, 6), dtype)) @ O.FFT((6, 6), norm="backward", input_dtype=dtype).gram
+    )
+
+
+# ---------------------------------------------------------------------- nonlinear
+@register("intensity", NONLINEAR)
+def _(dtype):
+    return O.Intensity((5, 6), dtype)
+
+
+@register("exp", NONLINEAR)
+def _(dtype):
+    return O.Exp((5, 6), dtype)
+
+
+@register("intensity-of-fft", NONLINEAR)
+def _(dtype):
+    return O.Intensity() @ O.FFT((6, 6), input_dtype=dtype)
+
+
+@register("from-function-nonlinear", NONLINEAR)
+def _(dtype):
+    return O.from_function(lambda x: jnp.sin(x) * x, (4, 5), dtype)
+
+
+def build(entry):
+    """Build a registry entry, inside ``jax.enable_x64`` when its dtype is 64-bit."""
+    factory, dtype = entry
+    return factory(dtype)
+
+
+def x64_for(entry):
+    return jax.enable_x64(real_dtype_of(entry[1]) == jnp.float64)
