@@ -175,5 +175,14 @@ class Convolve(LinearOperator):
                 x = jax.lax.slice_in_dim(x, 0, self.input_shape[a], axis=a)
         return sum_to_shape(x, self.input_shape)
 
+    @property
+    def gram(self):
+        """``A^H A``; for circular mode a circular Convolve with spectrum ``|K|^2``."""
+        if self.mode != "circular" or self.output_shape != self.input_shape:
+            return super().gram
+        spectrum = jnp.abs(self.spectrum) ** 2
+        leaves, treedef = jax.tree_util.tree_flatten(self)
+        return jax.tree_util.tree_unflatten(treedef, [spectrum.astype(self.spectrum.dtype)])
+
     def _repr_fields(self):
         return {"kernel_shape": self.kernel_shape, "mode": self.mode, "axes": self.axes}

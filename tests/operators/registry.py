@@ -176,6 +176,11 @@ def _(dtype):
     )
 
 
+@register("gram-of-circular-convolve")
+def _(dtype):
+    return O.Convolve(_psf((3, 3), dtype), (6, 7), input_dtype=dtype).gram
+
+
 # ---------------------------------------------------------------------- nonlinear
 @register("intensity", NONLINEAR)
 def _(dtype):

@@ -99,6 +99,15 @@ def test_gram_is_adjoint_times_forward():
     assert A.gram.input_shape == A.gram.output_shape == (12, 12)
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.complex64])
+def test_circular_convolution_gram_is_a_convolution_with_power_spectrum(dtype):
+    A = O.Convolve(_rand((3, 4), dtype, 1), (2, 10, 12))
+    G = A.gram
+    assert isinstance(G, O.Convolve)
+    x = _rand((2, 10, 12), dtype, 2)
+    np.testing.assert_allclose(G(x), A.H(A(x)), rtol=1e-5, atol=1e-5)
+
+
 def test_unitary_fft_gram_is_identity():
     G = O.FFT((8, 8)).gram
     assert isinstance(G, O.Identity)
