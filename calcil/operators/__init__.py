@@ -1,6 +1,7 @@
 """Operator algebra and the operator catalogue."""
 
-from calcil.operators.base import LinearOperator, Operator, from_function, static_field
+from calcil._struct import static_field
+from calcil.operators.base import LinearOperator, Operator, from_function
 from calcil.operators.convolution import Convolve
 from calcil.operators.differences import FiniteDifference
 from calcil.operators.elementwise import Diagonal, Exp, Identity, Intensity

@@ -27,15 +27,14 @@ declared with :func:`static_field` are static (hashable metadata); all other fie
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from calcil._struct import Struct, short_repr, static_field
 from calcil.operators._dtypes import (
     default_real,
     describe_dtype,
@@ -50,13 +49,7 @@ __all__ = [
     "LinearOperator",
     "Operator",
     "from_function",
-    "static_field",
 ]
-
-
-def static_field(**kwargs) -> Any:
-    """A dataclass field that is static pytree metadata (shapes, axes, modes, callables)."""
-    return dataclasses.field(metadata={"static": True}, **kwargs)
 
 
 def _normalize_shape(shape, name="input_shape") -> Shape | None:
@@ -75,24 +68,12 @@ def _normalize_dtype(dtype):
     return None if dtype is None else jax.dtypes.canonicalize_dtype(jnp.dtype(dtype))
 
 
-def _short(value) -> str:
-    """A compact description of a field value for ``repr``."""
-    if isinstance(value, jax.Array | np.ndarray):
-        code = jnp.dtype(value.dtype).str[1:]  # f4, c8, i4, b1 ...
-        return f"{code}[{','.join(map(str, value.shape))}]"
-    if isinstance(value, Operator):
-        return repr(value)
-    if callable(value):
-        return getattr(value, "__name__", type(value).__name__)
-    return repr(value)
-
-
 _RESERVED = frozenset(
     {"forward", "adjoint", "autodiff_adjoint", "H", "gram", "norm", "linearize", "linear"}
 )
 
 
-class Operator:
+class Operator(Struct):
     """A map from arrays of ``input_shape``/``input_dtype`` to ``output_shape``/``output_dtype``.
 
     Subclasses implement :meth:`forward` and call ``super().__init__(input_shape, input_dtype)``
@@ -110,37 +91,7 @@ class Operator:
     output_dtype: Any = static_field()
 
     linear = False
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        dataclasses.dataclass(init=False, repr=False, eq=False)(cls)
-        fields = dataclasses.fields(cls)
-        clashes = {f.name for f in fields} & _RESERVED
-        if clashes:
-            raise TypeError(
-                f"{cls.__name__} declares field(s) {sorted(clashes)} that would hide Operator "
-                "methods; rename them."
-            )
-        data = tuple(f.name for f in fields if not f.metadata.get("static"))
-        meta = tuple(f.name for f in fields if f.metadata.get("static"))
-        keys = tuple(jax.tree_util.GetAttrKey(name) for name in data)
-
-        def flatten_with_keys(op):
-            children = tuple((k, getattr(op, n)) for k, n in zip(keys, data, strict=True))
-            return children, tuple(getattr(op, n) for n in meta)
-
-        def flatten(op):
-            return tuple(getattr(op, n) for n in data), tuple(getattr(op, n) for n in meta)
-
-        def unflatten(aux, children):
-            op = object.__new__(cls)
-            for name, value in zip(meta, aux, strict=True):
-                object.__setattr__(op, name, value)
-            for name, value in zip(data, children, strict=True):
-                object.__setattr__(op, name, value)
-            return op
-
-        jax.tree_util.register_pytree_with_keys(cls, flatten_with_keys, unflatten, flatten)
+    _reserved_names = _RESERVED
 
     def __init__(self, input_shape, input_dtype=None, output_shape=None, output_dtype=None):
         self.input_shape = _normalize_shape(input_shape)
@@ -154,20 +105,6 @@ class Operator:
             output_dtype = out.dtype if output_dtype is None else output_dtype
         self.output_shape = _normalize_shape(output_shape, "output_shape")
         self.output_dtype = _normalize_dtype(output_dtype)
-
-    def __setattr__(self, name, value):
-        if name in self.__dict__:
-            raise dataclasses.FrozenInstanceError(
-                f"{type(self).__name__} is immutable: cannot reassign {name!r}. "
-                "Build a new operator instead (operators are pytrees: use "
-                "jax.tree_util.tree_map or the constructor)."
-            )
-        if name not in {f.name for f in dataclasses.fields(self)}:
-            raise AttributeError(
-                f"{type(self).__name__} has no field {name!r}; declare it as a class "
-                "annotation (static ones with static_field())."
-            )
-        object.__setattr__(self, name, value)
 
     # ------------------------------------------------------------------ application
     def forward(self, x: jax.Array) -> jax.Array:
@@ -230,20 +167,16 @@ class Operator:
     # ------------------------------------------------------------------ display
     def _repr_fields(self) -> dict[str, Any]:
         skip = {"input_shape", "input_dtype", "output_shape", "output_dtype"}
-        fields = dataclasses.fields(self)
-        return {f.name: getattr(self, f.name) for f in fields if f.name not in skip}
+        return {k: v for k, v in super()._repr_fields().items() if k not in skip}
 
     def __repr__(self):
-        parts = [f"{k}={_short(v)}" for k, v in self._repr_fields().items()]
+        parts = [f"{k}={short_repr(v)}" for k, v in self._repr_fields().items()]
         if self.input_shape is not None:
             parts.append(
                 f"{self.input_shape} {describe_dtype(self.input_dtype)} -> "
                 f"{self.output_shape} {describe_dtype(self.output_dtype)}"
             )
         return f"{type(self).__name__}({', '.join(parts)})"
-
-
-dataclasses.dataclass(init=False, repr=False, eq=False)(Operator)
 
 
 class LinearOperator(Operator):
@@ -490,7 +423,7 @@ class Scaled(Operator):
         return self.scalar * self.operator(x)
 
     def __repr__(self):
-        return f"{_short(self.scalar)} * {self.operator!r}"
+        return f"{short_repr(self.scalar)} * {self.operator!r}"
 
 
 class LinearScaled(Scaled, LinearOperator):
@@ -516,7 +449,7 @@ class Linearization(LinearOperator):
         return jax.jvp(self.operator.forward, (self.point,), (v,))[1]
 
     def __repr__(self):
-        return f"linearize({self.operator!r}, at {_short(self.point)})"
+        return f"linearize({self.operator!r}, at {short_repr(self.point)})"
 
 
 def compose(outer: Operator, inner: Operator) -> Operator:

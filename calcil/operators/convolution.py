@@ -3,9 +3,10 @@
 import jax
 import jax.numpy as jnp
 
+from calcil._struct import static_field
 from calcil.operators._dtypes import inexact_or_default, is_complex
 from calcil.operators._shapes import normalize_axes, sum_to_shape
-from calcil.operators.base import LinearOperator, static_field
+from calcil.operators.base import LinearOperator
 
 __all__ = ["Convolve"]
 
@@ -181,7 +182,7 @@ class Convolve(LinearOperator):
         if self.mode != "circular" or self.output_shape != self.input_shape:
             return super().gram
         spectrum = jnp.abs(self.spectrum) ** 2
-        leaves, treedef = jax.tree_util.tree_flatten(self)
+        treedef = jax.tree_util.tree_structure(self)
         return jax.tree_util.tree_unflatten(treedef, [spectrum.astype(self.spectrum.dtype)])
 
     def _repr_fields(self):

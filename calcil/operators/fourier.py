@@ -2,9 +2,10 @@
 
 import jax.numpy as jnp
 
+from calcil._struct import static_field
 from calcil.operators._dtypes import default_complex
 from calcil.operators._shapes import normalize_axes
-from calcil.operators.base import LinearOperator, static_field
+from calcil.operators.base import LinearOperator
 from calcil.operators.elementwise import Identity
 
 __all__ = ["FFT"]

@@ -9,9 +9,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from calcil._struct import static_field
 from calcil.operators._dtypes import default_real
 from calcil.operators._shapes import per_axis, sum_to_shape
-from calcil.operators.base import LinearOperator, static_field
+from calcil.operators.base import LinearOperator
 
 __all__ = ["Bin", "Crop", "Gather", "Mask", "Pad", "Subsample"]
 
