@@ -1,11 +1,13 @@
 """calcil: computational imaging on JAX.
 
-Write the physics of an imaging system as operator blocks, add priors, and let gradient
-descent recover the unknowns. See ``calcil.operators`` for the operator algebra.
+Write the physics of an imaging system as operator blocks (``calcil.operators``), add priors
+(``calcil.priors``) and data terms (``calcil.losses``) in an ``Objective``, and let gradient
+descent recover the unknowns.
 """
 
-from calcil import operators, testing
+from calcil import losses, operators, priors, testing
+from calcil.objective import Objective
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["operators", "testing"]
+__all__ = ["Objective", "losses", "operators", "priors", "testing"]

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["Struct", "short_repr", "static_field"]
+__all__ = ["Struct", "merge_terms", "short_repr", "static_field"]
 
 
 def static_field(**kwargs) -> Any:
@@ -47,6 +47,18 @@ def short_repr(value) -> str:
     if callable(value):
         return getattr(value, "__name__", type(value).__name__)
     return repr(value)
+
+
+def merge_terms(term_dicts) -> dict:
+    """Merge named terms of a sum; a repeated name gets a suffix (``l2``, ``l2_2``, ...)."""
+    out = {}
+    for terms in term_dicts:
+        for name, value in terms.items():
+            key, i = name, 2
+            while key in out:
+                key, i = f"{name}_{i}", i + 1
+            out[key] = value
+    return out
 
 
 class Struct:

@@ -1,0 +1,235 @@
+"""Data-fidelity terms: compare a prediction with a measurement taken from the batch.
+
+A loss maps ``(prediction, batch) -> scalar``; ``batch[target]`` is the measurement. Losses
+are immutable pytrees; ``w * loss`` weights one and ``loss_a + loss_b`` adds them (each term is
+logged under its own name). ``reduction="mean"`` averages over elements instead of summing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from calcil._struct import Struct, merge_terms, short_repr, static_field
+
+__all__ = ["L2", "Amplitude", "Loss", "LossSum", "Poisson", "WeightedL2"]
+
+REDUCTIONS = ("sum", "mean")
+
+
+def _intensity(prediction):
+    """``|u|^2`` of a complex field; real predictions are already intensities."""
+    if jnp.iscomplexobj(prediction):
+        return prediction.real**2 + prediction.imag**2
+    return prediction
+
+
+@jax.custom_jvp
+def _safe_sqrt(x):
+    """``sqrt(max(x, 0))`` whose derivative stays finite at 0."""
+    return jnp.sqrt(jnp.maximum(x, 0))
+
+
+@_safe_sqrt.defjvp
+def _safe_sqrt_jvp(primals, tangents):
+    (x,), (dx,) = primals, tangents
+    y = _safe_sqrt(x)
+    tiny = jnp.finfo(y.dtype).tiny
+    return y, dx * 0.5 / jnp.sqrt(jnp.maximum(x, tiny))
+
+
+class Loss(Struct):
+    """Base class: subclasses implement :meth:`elementwise` (or :meth:`value`)."""
+
+    target: Any = static_field()
+    reduction: str = static_field()
+    name: str = static_field()
+
+    def __init__(self, target, reduction: str, name: str):
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        self.target, self.reduction, self.name = target, reduction, name
+
+    def measurement(self, batch):
+        """``batch[target]``, with an error listing the batch's keys when it is missing."""
+        try:
+            return batch[self.target]
+        except (KeyError, TypeError, IndexError):
+            keys = list(batch) if hasattr(batch, "keys") else type(batch).__name__
+            raise KeyError(
+                f"{type(self).__name__} compares with batch[{self.target!r}], but the batch "
+                f"has {keys}. Pass the measurement under that key or set target=..."
+            ) from None
+
+    def elementwise(self, prediction, measurement, batch) -> jax.Array:
+        raise NotImplementedError(f"{type(self).__name__} does not implement elementwise()")
+
+    def value(self, prediction, batch) -> jax.Array:
+        y = self.measurement(batch)
+        if jnp.shape(prediction) != jnp.shape(y):
+            raise ValueError(
+                f"{type(self).__name__}: prediction of shape {jnp.shape(prediction)} does not "
+                f"match batch[{self.target!r}] of shape {jnp.shape(y)}"
+            )
+        e = self.elementwise(prediction, y, batch)
+        return jnp.sum(e) if self.reduction == "sum" else jnp.mean(e)
+
+    def __call__(self, prediction, batch) -> jax.Array:
+        return self.value(prediction, batch)
+
+    def terms(self, prediction, batch) -> dict[str, jax.Array]:
+        """Named values for logging: ``{name: value}``."""
+        return {self.name: self(prediction, batch)}
+
+    def __mul__(self, weight):
+        if jnp.ndim(weight) != 0 or isinstance(weight, Loss):
+            raise TypeError("a loss can be multiplied by a scalar weight only")
+        return WeightedLoss(weight, self)
+
+    __rmul__ = __mul__
+
+    def __add__(self, other):
+        if not isinstance(other, Loss):
+            return NotImplemented
+        return LossSum((self, other))
+
+    def _repr_fields(self):
+        fields = super()._repr_fields()
+        if fields.get("reduction") == "sum":
+            del fields["reduction"]
+        return fields
+
+
+class L2(Loss):
+    """``0.5 sum |prediction - y|^2`` (Gaussian noise), real or complex.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> float(cc.losses.L2("y")(jnp.array([1.0, 3.0]), {"y": jnp.array([0.0, 1.0])}))
+        2.5
+    """
+
+    def __init__(self, target="y", reduction="sum", name="l2"):
+        super().__init__(target, reduction, name)
+
+    def elementwise(self, prediction, y, batch):
+        r = prediction - y
+        return 0.5 * jnp.real(r * jnp.conj(r))
+
+
+class WeightedL2(Loss):
+    """``0.5 sum w |prediction - y|^2`` with weights ``w`` (inverse noise variances).
+
+    ``weights`` is an array (broadcast with the measurement) or the name of a batch entry,
+    which is sampled along with the measurement in mini-batches.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> loss = cc.losses.WeightedL2("y", jnp.array([1.0, 4.0]))
+        >>> float(loss(jnp.array([1.0, 1.0]), {"y": jnp.zeros(2)}))
+        2.5
+    """
+
+    weights: Any
+    weights_key: str | None = static_field()
+
+    def __init__(self, target="y", weights=None, reduction="sum", name="weighted_l2"):
+        if weights is None:
+            raise ValueError("WeightedL2 needs weights: an array or the name of a batch entry")
+        is_key = isinstance(weights, str)
+        self.weights = None if is_key else jnp.asarray(weights)
+        self.weights_key = weights if is_key else None
+        super().__init__(target, reduction, name)
+
+    def elementwise(self, prediction, y, batch):
+        w = self.weights if self.weights_key is None else batch[self.weights_key]
+        r = prediction - y
+        return 0.5 * w * jnp.real(r * jnp.conj(r))
+
+
+class Poisson(Loss):
+    """Poisson negative log-likelihood ``sum(p - y log p)`` (the constant ``log y!`` dropped).
+
+    ``p`` is the predicted mean photon count; a complex prediction is a field and its
+    intensity ``|u|^2`` is used. Safe at zero: ``p`` is clipped below at ``eps`` inside the
+    logarithm, and pixels with ``y = 0`` contribute ``p`` alone.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> float(cc.losses.Poisson("y")(jnp.array([1.0, 0.0]), {"y": jnp.array([1.0, 0.0])}))
+        1.0
+    """
+
+    eps: float = static_field()
+
+    def __init__(self, target="y", reduction="sum", eps=1e-12, name="poisson"):
+        self.eps = float(eps)
+        super().__init__(target, reduction, name)
+
+    def elementwise(self, prediction, y, batch):
+        p = _intensity(prediction)
+        log_p = jnp.log(jnp.maximum(p, self.eps))
+        return p - jnp.where(y > 0, y * log_p, 0)
+
+
+class Amplitude(Loss):
+    """Amplitude loss ``0.5 sum (sqrt(p) - sqrt(y))^2`` for phase retrieval.
+
+    ``p`` is a predicted intensity; a complex prediction is a field and ``|u|^2`` is used (so
+    the loss is ``0.5 sum (|u| - sqrt(y))^2``). The square root has a finite derivative at 0.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> float(cc.losses.Amplitude("y")(jnp.array([4.0]), {"y": jnp.array([1.0])}))
+        0.5
+    """
+
+    def __init__(self, target="y", reduction="sum", name="amplitude"):
+        super().__init__(target, reduction, name)
+
+    def elementwise(self, prediction, y, batch):
+        return 0.5 * (_safe_sqrt(_intensity(prediction)) - _safe_sqrt(y)) ** 2
+
+
+class WeightedLoss(Loss):
+    """``w * loss``; ``w`` is a leaf (traceable)."""
+
+    weight: Any
+    loss: Loss
+
+    def __init__(self, weight, loss: Loss):
+        self.weight, self.loss = weight, loss
+        super().__init__(loss.target, loss.reduction, loss.name)
+
+    def value(self, prediction, batch):
+        return self.weight * self.loss.value(prediction, batch)
+
+    def terms(self, prediction, batch):
+        return {k: self.weight * v for k, v in self.loss.terms(prediction, batch).items()}
+
+    def __repr__(self):
+        return f"{short_repr(self.weight)} * {self.loss!r}"
+
+
+class LossSum(Loss):
+    """``loss_a + loss_b``: values add; each term keeps its name (duplicates numbered)."""
+
+    losses: tuple
+
+    def __init__(self, losses):
+        flat = []
+        for loss in losses:
+            flat += list(loss.losses) if isinstance(loss, LossSum) else [loss]
+        self.losses = tuple(flat)
+        super().__init__(None, "sum", "+".join(loss.name for loss in self.losses))
+
+    def value(self, prediction, batch):
+        return sum(loss.value(prediction, batch) for loss in self.losses)
+
+    def terms(self, prediction, batch):
+        return merge_terms(loss.terms(prediction, batch) for loss in self.losses)
+
+    def __repr__(self):
+        return " + ".join(repr(loss) for loss in self.losses)

@@ -1,0 +1,21 @@
+"""Priors (regularisers) with proximal operators, and constraints with projections."""
+
+from calcil.priors.base import Prior, PriorSum, Weighted
+from calcil.priors.constraints import Box, Constraint, NonNegative, Simplex, Support
+from calcil.priors.norms import L1, L2, Huber
+from calcil.priors.tv import TV
+
+__all__ = [
+    "L1",
+    "L2",
+    "TV",
+    "Box",
+    "Constraint",
+    "Huber",
+    "NonNegative",
+    "Prior",
+    "PriorSum",
+    "Simplex",
+    "Support",
+    "Weighted",
+]
