@@ -19,6 +19,7 @@ Example:
 """
 
 import dataclasses
+import operator
 from typing import Any, ClassVar
 
 import jax
@@ -47,6 +48,14 @@ def short_repr(value) -> str:
     if callable(value):
         return getattr(value, "__name__", type(value).__name__)
     return repr(value)
+
+
+def _getter(names):
+    """A fast ``obj -> tuple(getattr(obj, n) for n in names)``."""
+    if not names:
+        return lambda obj: ()
+    get = operator.attrgetter(*names)
+    return (lambda obj: (get(obj),)) if len(names) == 1 else get
 
 
 def merge_terms(term_dicts) -> dict:
@@ -81,12 +90,15 @@ class Struct:
         meta = tuple(f.name for f in fields if f.metadata.get("static"))
         keys = tuple(jax.tree_util.GetAttrKey(name) for name in data)
 
+        # attrgetter keeps flattening (done on every jit call with a struct argument) cheap.
+        get_data = _getter(data)
+        get_meta = _getter(meta)
+
         def flatten_with_keys(obj):
-            children = tuple((k, getattr(obj, n)) for k, n in zip(keys, data, strict=True))
-            return children, tuple(getattr(obj, n) for n in meta)
+            return tuple(zip(keys, get_data(obj), strict=True)), get_meta(obj)
 
         def flatten(obj):
-            return tuple(getattr(obj, n) for n in data), tuple(getattr(obj, n) for n in meta)
+            return get_data(obj), get_meta(obj)
 
         def unflatten(aux, children):
             obj = object.__new__(cls)

@@ -1,0 +1,114 @@
+"""Shared fixtures for the calcil benchmark suites.
+
+Every benchmark times a ``jax.jit``-compiled function, already compiled and warmed up, and
+waits for its result (``block_until_ready``) inside the timed call. Each row records
+``benchmark.group`` (what is computed, e.g. ``convolve-circular-forward-512``) and
+``benchmark.extra_info["impl"]`` (``"calcil"`` or ``"jax"``, the hand-written equivalent), so
+``benchmarks/report.py`` can pair the two implementations of the same computation.
+
+Not collected by the unit-test run: ``pyproject.toml`` sets ``testpaths = ["tests"]``.
+Run with ``python -m pytest benchmarks --benchmark-json=benchmarks/results.json``.
+
+``CALCIL_BENCH_ROUNDS`` (a float, default 1) scales the number of timed rounds, e.g. ``0.2``
+for a quick smoke run or ``3`` for a quieter measurement.
+"""
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+
+def _rounds_for(size: int) -> int:
+    """Timed rounds per benchmark: many for small (fast, noisy) problems, fewer for large."""
+    base = 400 if size <= 512 else 100 if size <= 1024 else 60
+    scale = float(os.environ.get("CALCIL_BENCH_ROUNDS", "1"))
+    return max(3, round(base * scale))
+
+
+def gaussian_psf(size: int = 15, sigma: float = 2.0) -> jax.Array:
+    """A normalised ``size x size`` Gaussian PSF (float32), centred at ``size // 2``."""
+    r = np.arange(size) - size // 2
+    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
+    return jnp.asarray(g / g.sum(), dtype=jnp.float32)
+
+
+@functools.cache
+def real_image(n: int, seed: int = 0) -> jax.Array:
+    """A float32 ``n x n`` standard-normal image (cached: shared by both implementations)."""
+    return jax.random.normal(jax.random.key(seed), (n, n), jnp.float32)
+
+
+@functools.cache
+def complex_image(n: int, seed: int = 0) -> jax.Array:
+    """A complex64 ``n x n`` image with standard-normal real and imaginary parts."""
+    kr, ki = jax.random.split(jax.random.key(seed))
+    re = jax.random.normal(kr, (n, n), jnp.float32)
+    im = jax.random.normal(ki, (n, n), jnp.float32)
+    return jax.lax.complex(re, im)
+
+
+class Inputs:
+    """Benchmark inputs: ``psf`` (15x15 Gaussian), ``real_image(n)``, ``complex_image(n)``.
+
+    Hashable (by identity), so a suite may cache its builders on it with ``functools.cache``.
+    """
+
+    def __init__(self):
+        self.psf = gaussian_psf()
+
+    real_image = staticmethod(real_image)
+    complex_image = staticmethod(complex_image)
+
+
+@pytest.fixture(scope="session")
+def inputs() -> Inputs:
+    return Inputs()
+
+
+@pytest.fixture
+def run_jitted(benchmark):
+    """Time ``fn(*args)`` (a jitted function) under ``benchmark.pedantic``.
+
+    ``run_jitted(fn, args, group=..., impl=..., size=...)`` compiles and warms ``fn`` outside
+    the timing, then times ``jax.block_until_ready(fn(*args))`` over enough rounds for a stable
+    median (``rounds`` overrides the size-based default; ``share`` takes a fraction of it, for
+    a pair measured in several alternating blocks). Extra keyword arguments land in
+    ``benchmark.extra_info``. Returns ``fn(*args)``.
+    """
+
+    def run(
+        fn,
+        args,
+        *,
+        group: str,
+        impl: str,
+        size: int,
+        rounds: int | None = None,
+        share: float = 1.0,
+        **info,
+    ):
+        benchmark.group = group
+        benchmark.extra_info.update(
+            impl=impl,
+            size=size,
+            jax_version=jax.__version__,
+            backend=jax.default_backend(),
+            **info,
+        )
+        jax.block_until_ready(fn(*args))  # compile outside the timing
+
+        def timed():
+            return jax.block_until_ready(fn(*args))
+
+        return benchmark.pedantic(
+            timed,
+            rounds=max(3, round(share * (_rounds_for(size) if rounds is None else rounds))),
+            warmup_rounds=1,
+            iterations=1,
+        )
+
+    return run
