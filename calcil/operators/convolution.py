@@ -179,7 +179,8 @@ class Convolve(LinearOperator):
     @property
     def gram(self):
         """``A^H A``; for circular mode a circular Convolve with spectrum ``|K|^2``."""
-        if self.mode != "circular" or self.output_shape != self.input_shape:
+        square = self.output_shape == self.input_shape and self.output_dtype == self.input_dtype
+        if self.mode != "circular" or not square:
             return super().gram
         spectrum = jnp.abs(self.spectrum) ** 2
         treedef = jax.tree_util.tree_structure(self)

@@ -181,6 +181,12 @@ def _(dtype):
     return O.Convolve(_psf((3, 3), dtype), (6, 7), input_dtype=dtype).gram
 
 
+@register("gram-of-complex-kernel-convolve")
+def _(dtype):
+    kernel = _weights((3, 3), jnp.promote_types(dtype, jnp.complex64), seed=3)
+    return O.Convolve(kernel, (6, 7), input_dtype=dtype).gram
+
+
 # ---------------------------------------------------------------------- nonlinear
 @register("intensity", NONLINEAR)
 def _(dtype):
