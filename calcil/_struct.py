@@ -75,6 +75,9 @@ class Struct:
 
     # Names a subclass may not use as fields (they would hide methods of the family).
     _reserved_names: ClassVar[frozenset] = frozenset()
+    # NumPy defers binary operators to us (``np.ones(2) * prior`` reaches ``__rmul__``
+    # instead of broadcasting the struct into an object array).
+    __array_ufunc__ = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

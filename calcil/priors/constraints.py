@@ -39,11 +39,8 @@ class Constraint(Prior):
         raise NotImplementedError
 
     def prox(self, x, step=1.0):
+        """The projection (the step of an indicator's prox does not matter)."""
         return self.project(jnp.asarray(x))
-
-    def __call__(self, x):
-        x = jnp.asarray(x)
-        return self.value(x)
 
 
 class NonNegative(Constraint):
