@@ -37,7 +37,8 @@ def _safe_sqrt_jvp(primals, tangents):
     (x,), (dx,) = primals, tangents
     y = _safe_sqrt(x)
     tiny = jnp.finfo(y.dtype).tiny
-    return y, dx * 0.5 / jnp.sqrt(jnp.maximum(x, tiny))
+    # Flat (zero slope) where x < 0; finite where x = 0.
+    return y, jnp.where(x < 0, 0, dx * 0.5 / jnp.sqrt(jnp.maximum(x, tiny)))
 
 
 class Loss(Struct):
@@ -54,13 +55,16 @@ class Loss(Struct):
 
     def measurement(self, batch):
         """``batch[target]``, with an error listing the batch's keys when it is missing."""
+        return self._lookup(batch, self.target, "target")
+
+    def _lookup(self, batch, key, argument):
         try:
-            return batch[self.target]
+            return batch[key]
         except (KeyError, TypeError, IndexError):
             keys = list(batch) if hasattr(batch, "keys") else type(batch).__name__
             raise KeyError(
-                f"{type(self).__name__} compares with batch[{self.target!r}], but the batch "
-                f"has {keys}. Pass the measurement under that key or set target=..."
+                f"{type(self).__name__} reads batch[{key!r}], but the batch has {keys}. Pass "
+                f"that entry in the data or set {argument}=..."
             ) from None
 
     def elementwise(self, prediction, measurement, batch) -> jax.Array:
@@ -84,7 +88,7 @@ class Loss(Struct):
         return {self.name: self(prediction, batch)}
 
     def __mul__(self, weight):
-        if jnp.ndim(weight) != 0 or isinstance(weight, Loss):
+        if isinstance(weight, Loss) or jnp.ndim(weight) != 0:
             raise TypeError("a loss can be multiplied by a scalar weight only")
         return WeightedLoss(weight, self)
 
@@ -99,6 +103,7 @@ class Loss(Struct):
         fields = super()._repr_fields()
         if fields.get("reduction") == "sum":
             del fields["reduction"]
+        fields.pop("name", None)
         return fields
 
 
@@ -144,7 +149,10 @@ class WeightedL2(Loss):
         super().__init__(target, reduction, name)
 
     def elementwise(self, prediction, y, batch):
-        w = self.weights if self.weights_key is None else batch[self.weights_key]
+        if self.weights_key is None:
+            w = self.weights
+        else:
+            w = self._lookup(batch, self.weights_key, "weights")
         r = prediction - y
         return 0.5 * w * jnp.real(r * jnp.conj(r))
 

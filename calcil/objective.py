@@ -111,7 +111,8 @@ class Objective:
 
     def __call__(self, params, batch=None) -> tuple[jax.Array, dict[str, jax.Array]]:
         terms = self.terms(params, batch)
-        value = sum(terms.values(), jnp.zeros(()))
+        zero = jnp.zeros((), jnp.result_type(*terms.values()))  # keeps float32 under x64
+        value = sum(terms.values(), zero)
         return value, terms
 
     def value(self, params, batch=None) -> jax.Array:
