@@ -9,6 +9,7 @@ import pytest
 import scipy.signal
 
 from calcil.operators import Convolve
+from tests.helpers import assert_close
 
 PRECISIONS = [
     pytest.param(np.float32, 1e-5, id="f32"),
@@ -37,12 +38,6 @@ def randn(rng, shape, real, cx=False):
         x = x + 1j * rng.standard_normal(shape)
         return x.astype(np.result_type(real, np.complex64))
     return x.astype(real)
-
-
-def assert_close(got, want, rtol):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 def circular_reference(x, k, axes):

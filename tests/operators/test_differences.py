@@ -6,6 +6,7 @@ import pytest
 
 import calcil as cc
 from calcil.operators import FiniteDifference
+from tests.helpers import assert_close, randn, x64
 
 # real single and complex double precision (with x64)
 DTYPES = [
@@ -22,23 +23,6 @@ SHAPES_AXES = [
     ((3, 4, 5), (0, 2)),
     ((3, 4, 5), (-2,)),
 ]
-
-
-def x64(dtype):
-    return jax.enable_x64(np.finfo(dtype).dtype == np.float64)
-
-
-def randn(rng, shape, dtype):
-    x = rng.standard_normal(shape)
-    if np.issubdtype(dtype, np.complexfloating):
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
-def assert_close(got, want, rtol):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 def axes_of(axes, ndim):

@@ -6,6 +6,7 @@ import pytest
 
 import calcil as cc
 from calcil.operators import FFT, Diagonal, Exp, Identity, Intensity
+from tests.helpers import assert_close, randn, x64
 
 DTYPES = [
     pytest.param(np.float32, 1e-5, id="f32"),
@@ -15,25 +16,8 @@ DTYPES = [
 ]
 
 
-def x64(dtype):
-    return jax.enable_x64(np.finfo(dtype).dtype == np.float64)
-
-
 def is_cx(dtype):
     return np.issubdtype(dtype, np.complexfloating)
-
-
-def randn(rng, shape, dtype):
-    x = rng.standard_normal(shape)
-    if is_cx(dtype):
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
-def assert_close(got, want, rtol):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 # ------------------------------------------------------------------------------ Identity

@@ -6,6 +6,7 @@ import pytest
 
 import calcil as cc
 from calcil.operators import FFT
+from tests.helpers import assert_close
 
 # (real dtype of the test, relative tolerance)
 PRECISIONS = [
@@ -27,12 +28,6 @@ def complex_of(real):
 
 def crandn(rng, shape, dtype):
     return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
-
-
-def assert_close(got, want, rtol):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 def axes_tuple(axes, ndim):

@@ -6,29 +6,13 @@ import pytest
 
 import calcil as cc
 from calcil.operators import Bin, Crop, Gather, Mask, Pad, Subsample
+from tests.helpers import assert_close, randn, x64
 
 # (dtype of the data, relative tolerance): real single and complex double precision (with x64)
 DTYPES = [
     pytest.param(np.float32, 1e-5, id="f32"),
     pytest.param(np.complex128, 1e-12, id="c128"),
 ]
-
-
-def x64(dtype):
-    return jax.enable_x64(np.finfo(dtype).dtype == np.float64)
-
-
-def randn(rng, shape, dtype):
-    x = rng.standard_normal(shape)
-    if np.issubdtype(dtype, np.complexfloating):
-        x = x + 1j * rng.standard_normal(shape)
-    return x.astype(dtype)
-
-
-def assert_close(got, want, rtol):
-    got, want = np.asarray(got), np.asarray(want)
-    assert got.shape == want.shape
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
 def apply_both(op, x, y):
