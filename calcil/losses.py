@@ -161,8 +161,9 @@ class Poisson(Loss):
     """Poisson negative log-likelihood ``sum(p - y log p)`` (the constant ``log y!`` dropped).
 
     ``p`` is the predicted mean photon count; a complex prediction is a field and its
-    intensity ``|u|^2`` is used. Safe at zero: ``p`` is clipped below at ``eps`` inside the
-    logarithm, and pixels with ``y = 0`` contribute ``p`` alone.
+    intensity ``|u|^2`` is used. Safe at zero and below: for ``p < eps`` the term continues
+    along its tangent at ``eps`` (finite, convex, and its slope ``1 - y/eps`` pushes ``p``
+    back up where photons were counted); pixels with ``y = 0`` contribute ``p`` alone.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -178,8 +179,11 @@ class Poisson(Loss):
 
     def elementwise(self, prediction, y, batch):
         p = _intensity(prediction)
-        log_p = jnp.log(jnp.maximum(p, self.eps))
-        return p - jnp.where(y > 0, y * log_p, 0)
+        eps = jnp.asarray(self.eps, p.dtype)
+        q = jnp.maximum(p, eps)
+        term = q - jnp.where(y > 0, y * jnp.log(q), 0)
+        below = jnp.where(y > 0, 1 - y / eps, 1) * (p - eps)  # tangent continuation
+        return jnp.where(p < eps, term + below, term)
 
 
 class Amplitude(Loss):

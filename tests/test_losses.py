@@ -187,11 +187,16 @@ def test_poisson_is_safe_at_zero():
     # y = 0 and p = 0: the term is p itself: value 0, gradient 1
     assert value(Poisson(), zero, {"y": zero}) == 0.0
     np.testing.assert_array_equal(_grad(Poisson(), zero, {"y": zero}), np.ones(3))
-    # y > 0 and p = 0: log p is clipped at eps, value and gradient stay finite
+    # y > 0 and p = 0: the tangent at eps continues the term, finite value and gradient
     y = jnp.array([1.0, 0.0, 3.0])
     v = value(Poisson(), zero, {"y": y})
-    assert v == pytest.approx(-4.0 * np.log(1e-12), rel=1e-5)
-    assert np.all(np.isfinite(np.asarray(_grad(Poisson(), zero, {"y": y}))))
+    assert v == pytest.approx(4.0 - 4.0 * np.log(1e-12), rel=1e-5)
+    g = np.asarray(_grad(Poisson(), zero, {"y": y}))
+    assert np.all(np.isfinite(g))
+    # ... whose slope pushes a too-small (even negative) prediction back up
+    np.testing.assert_allclose(g, [1 - 1 / 1e-12, 1.0, 1 - 3 / 1e-12], rtol=1e-5)
+    g_neg = np.asarray(_grad(Poisson(), -jnp.ones(3), {"y": y}))
+    assert g_neg[0] < 0 and g_neg[2] < 0
     # a zero field: the gradient through |u|^2 vanishes
     g = np.asarray(_grad(Poisson(), jnp.zeros(3, jnp.complex64), {"y": y}))
     np.testing.assert_array_equal(g, np.zeros(3))
