@@ -253,7 +253,13 @@ class Gather(LinearOperator):
         input_shape = tuple(input_shape)
         if not isinstance(indices, tuple):
             indices = (indices,)
-        if len(indices) == 1 and np.asarray(indices[0]).dtype == bool:
+        first = indices[0] if indices else None
+        if len(indices) == 1 and jnp.result_type(first) == jnp.bool_:
+            if isinstance(first, jax.core.Tracer):
+                raise TypeError(
+                    "Gather needs a concrete boolean mask (its number of samples fixes the "
+                    "output shape); pass integer indices to gather with traced indices."
+                )
             mask = np.asarray(indices[0])
             if mask.shape != input_shape[: mask.ndim]:
                 raise ValueError(

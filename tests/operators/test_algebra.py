@@ -275,6 +275,13 @@ def test_jit_reuses_compilation_for_operators_with_new_leaves():
     assert len(traces) == 1
 
 
+def test_gather_with_traced_indices():
+    """Sampling positions may be traced (e.g. estimated or drawn inside jit)."""
+    x = jnp.arange(6.0)
+    out = jax.jit(lambda i: O.Gather((6,), i)(x))(jnp.array([5, 1, 1]))
+    np.testing.assert_array_equal(out, [5.0, 1.0, 1.0])
+
+
 def test_operators_are_immutable():
     A = O.Diagonal(jnp.ones(3))
     with pytest.raises(dataclasses.FrozenInstanceError, match="immutable"):
