@@ -7,7 +7,8 @@ descent recover the unknowns.
 
 from calcil import losses, operators, priors, testing
 from calcil.objective import Objective
+from calcil.solvers import Group
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Objective", "losses", "operators", "priors", "testing"]
+__all__ = ["Group", "Objective", "losses", "operators", "priors", "testing"]

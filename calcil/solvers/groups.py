@@ -1,0 +1,175 @@
+"""Variable groups: which optimizer updates which parameters, when, and with what projection.
+
+A solver takes ``{pattern: Group(...)}``. Patterns are globs over the '/'-joined paths of the
+parameter tree: ``*`` matches within one path segment, ``**`` across segments, and a pattern
+also covers everything below a path it matches (``"net"`` covers ``net/dense/kernel``).
+Every variable must be matched by exactly one group and every pattern must match something.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from calcil.objective import leaf_paths
+from calcil.priors.base import Prior
+
+__all__ = ["Group", "match_groups"]
+
+
+@dataclass(frozen=True)
+class Group:
+    """How one set of variables is optimised.
+
+    Args:
+        optimizer: an ``optax.GradientTransformation`` (e.g. ``optax.adam(1e-2)``), or the
+            name of an optax optimizer (``"adam"``, ``"sgd"``, ``"lbfgs"`` ...) with ``lr``.
+        lr: learning rate for a named optimizer: a float or an optax schedule
+            (``step -> lr``).
+        start: first step at which the group is updated (earlier steps leave it fixed).
+        every: update every ``every``-th step, with the mean of the gradients since the
+            group's last update.
+        frozen: never update (the variables stay at their initial values).
+        project: applied to each variable after each update: a constraint or prior with a
+            prox (``cc.priors.NonNegative()``, ``cc.priors.Simplex()``) or any function
+            ``x -> x``.
+        post_update: ``post_update(params, step) -> params``, custom code run after each step.
+
+    Example:
+        >>> import calcil as cc
+        >>> g = cc.Group("adam", lr=1e-2, start=100, every=2, project=cc.priors.NonNegative())
+        >>> g.start, g.every
+        (100, 2)
+    """
+
+    optimizer: Any
+    lr: Any = None
+    start: int = 0
+    every: int = 1
+    frozen: bool = False
+    project: Any = None
+    post_update: Callable | None = None
+
+    def __post_init__(self):
+        if isinstance(self.optimizer, str):
+            if self.lr is None:
+                raise ValueError(
+                    f"Group({self.optimizer!r}) needs a learning rate: Group("
+                    f"{self.optimizer!r}, lr=1e-2) or an optax schedule as lr."
+                )
+        elif not (hasattr(self.optimizer, "init") and hasattr(self.optimizer, "update")):
+            raise TypeError(
+                "Group optimizer must be an optax GradientTransformation (e.g. "
+                f"optax.adam(1e-2)) or an optax optimizer name, got {self.optimizer!r}"
+            )
+        elif self.lr is not None:
+            raise ValueError(
+                "Group lr is used only with an optimizer name; this optimizer already has "
+                "its learning rate: drop lr=, or pass the name, e.g. Group('adam', lr=...)."
+            )
+        for name, value, low in (("start", self.start, 0), ("every", self.every, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"Group {name} must be an integer >= {low}, got {value!r}")
+        if self.project is not None and not callable(self.project):
+            raise TypeError(
+                f"Group project must be a constraint or a function, got {self.project!r}"
+            )
+        if isinstance(self.project, Prior) and not self.project.has_prox:
+            raise ValueError(
+                f"Group project={self.project!r} has no prox/projection; use a constraint "
+                "such as cc.priors.NonNegative() or a function x -> x."
+            )
+        if self.post_update is not None and not callable(self.post_update):
+            raise TypeError("Group post_update must be a function (params, step) -> params")
+
+    def transformation(self):
+        """The optax ``GradientTransformation`` of this group (named optimizers resolved)."""
+        if not isinstance(self.optimizer, str):
+            return self.optimizer
+        import optax  # imported here: optax is not needed to import calcil
+
+        factory = getattr(optax, self.optimizer, None)
+        if factory is None or not callable(factory):
+            names = [n for n in dir(optax) if not n.startswith("_")]
+            close = difflib.get_close_matches(self.optimizer, names, n=3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise ValueError(f"optax has no optimizer named {self.optimizer!r}.{hint}")
+        return factory(learning_rate=self.lr)
+
+    def projection(self) -> Callable | None:
+        """``x -> x`` applied after each update, or ``None``."""
+        if self.project is None:
+            return None
+        if isinstance(self.project, Prior):
+            prior = self.project
+            return lambda x: prior.prox(x, 1.0)
+        return self.project
+
+
+def _pattern_regex(pattern: str) -> re.Pattern:
+    """``*`` within a segment, ``**`` across segments, ``?`` one character."""
+    out = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif pattern[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif pattern[i] == "?":
+            out.append("[^/]")
+            i += 1
+        else:
+            out.append(re.escape(pattern[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def _matches(regex: re.Pattern, path: str) -> bool:
+    """True when ``regex`` matches ``path`` or one of its '/'-prefixes (a parent subtree)."""
+    parts = path.split("/")
+    return any(regex.fullmatch("/".join(parts[:k])) for k in range(1, len(parts) + 1))
+
+
+def match_groups(params, groups: Mapping[str, Group]) -> dict[str, str]:
+    """Assign every leaf path of ``params`` to exactly one group pattern.
+
+    Returns:
+        ``{leaf_path: pattern}``, in the order of the parameter tree's leaves.
+
+    Raises:
+        ValueError: listing the variables matched by no group or by several, or the patterns
+            that match nothing, with the paths that exist.
+    """
+    if not groups:
+        raise ValueError("no groups given: pass groups={'pattern': cc.Group(...)} or optimizer=")
+    for pattern, group in groups.items():
+        if not isinstance(pattern, str) or not isinstance(group, Group):
+            raise TypeError(
+                f"groups must map patterns (str) to cc.Group, got {pattern!r}: {group!r}"
+            )
+    paths = leaf_paths(params)
+    regexes = {pattern: _pattern_regex(pattern) for pattern in groups}
+    owners = {p: [pat for pat, rx in regexes.items() if _matches(rx, p)] for p in paths}
+    unmatched = [p for p, pats in owners.items() if not pats]
+    several = {p: pats for p, pats in owners.items() if len(pats) > 1}
+    unused = [pat for pat in groups if not any(pat in pats for pats in owners.values())]
+    problems = []
+    if unmatched:
+        problems.append(f"variables matched by no group: {unmatched}")
+    if several:
+        listed = "; ".join(f"{p} by {pats}" for p, pats in several.items())
+        problems.append(f"variables matched by several groups: {listed}")
+    if unused:
+        problems.append(f"patterns that match no variable: {unused}")
+    if problems:
+        raise ValueError(
+            "cannot assign variables to groups: " + ". ".join(problems) + f". The variables "
+            f"are {paths}; patterns are globs over these paths ('*' within a segment, '**' "
+            "across segments), and each variable needs exactly one group."
+        )
+    return {p: pats[0] for p, pats in owners.items()}
