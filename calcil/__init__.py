@@ -7,8 +7,17 @@ descent recover the unknowns.
 
 from calcil import losses, operators, priors, testing
 from calcil.objective import Objective
-from calcil.solvers import Group
+from calcil.solvers import GradientSolver, Group, Result
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Group", "Objective", "losses", "operators", "priors", "testing"]
+__all__ = [
+    "GradientSolver",
+    "Group",
+    "Objective",
+    "Result",
+    "losses",
+    "operators",
+    "priors",
+    "testing",
+]

@@ -1,5 +1,6 @@
-"""Solvers and their configuration. (The GradientSolver itself is the next milestone.)"""
+"""Solvers: the GradientSolver and the configuration of its variable groups."""
 
+from calcil.solvers.gradient import GradientSolver, Result
 from calcil.solvers.groups import Group, match_groups
 
-__all__ = ["Group", "match_groups"]
+__all__ = ["GradientSolver", "Group", "Result", "match_groups"]
