@@ -253,9 +253,8 @@ class Gather(LinearOperator):
         input_shape = tuple(input_shape)
         if not isinstance(indices, tuple):
             indices = (indices,)
-        first = indices[0] if indices else None
-        if len(indices) == 1 and jnp.result_type(first) == jnp.bool_:
-            if isinstance(first, jax.core.Tracer):
+        if len(indices) == 1 and jnp.result_type(indices[0]) == jnp.bool_:
+            if isinstance(indices[0], jax.core.Tracer):
                 raise TypeError(
                     "Gather needs a concrete boolean mask (its number of samples fixes the "
                     "output shape); pass integer indices to gather with traced indices."

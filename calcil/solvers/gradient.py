@@ -98,6 +98,12 @@ class GradientSolver:
             )
         self.objective = objective
         self.groups = dict(groups) if groups is not None else {"**": Group(optimizer)}
+        # Resolved once: bad optimizer names fail here, and every run (and the cached
+        # compiled chunk) uses the same transformation objects.
+        self._transformations = {
+            pattern: None if group.frozen else group.transformation()
+            for pattern, group in self.groups.items()
+        }
         self._chunks = {}  # static configuration -> jitted chunk function
         self.traces = 0  # how often a chunk was traced (compiled): for tests and benchmarks
 
@@ -108,7 +114,7 @@ class GradientSolver:
         plans = []
         for pattern, group in self.groups.items():
             idx = tuple(i for i, p in enumerate(paths) if assignment[p] == pattern)
-            plans.append(_GroupPlan(idx, group, None if group.frozen else group.transformation()))
+            plans.append(_GroupPlan(idx, group, self._transformations[pattern]))
         return plans
 
     def _init_state(self, leaves, plans):
@@ -124,7 +130,7 @@ class GradientSolver:
 
     # ------------------------------------------------------------------ the compiled chunk
     def _chunk_fn(self, treedef, plans, length, batch_size, n_data):
-        key = (treedef, tuple((p.indices, id(p.group)) for p in plans), length, batch_size, n_data)
+        key = (treedef, tuple(p.indices for p in plans), length, batch_size, n_data)
         if key in self._chunks:
             return self._chunks[key]
         objective = self.objective

@@ -6,24 +6,7 @@ import numpy as np
 import pytest
 
 from calcil.priors import L1, L2, Huber
-
-# Module-level jitted helpers: one compilation per prior type, shape and dtype (eager dispatch
-# and per-call jax.jit would recompile in every test).
-
-
-@jax.jit
-def _value(prior, x):
-    return prior(x)
-
-
-@jax.jit
-def _values(prior, xs):
-    return jax.vmap(prior)(xs)
-
-
-@jax.jit
-def _grad(prior, x):
-    return jax.grad(prior)(x)
+from tests.priors.helpers import _grad, _value, _values, randn, value
 
 
 @jax.jit
@@ -35,17 +18,6 @@ def _prox(prior, x, step):
 def _prox_objectives(prior, zs, x, step):
     """``0.5 ||z - x||^2 + step R(z)`` for each ``z`` in ``zs``."""
     return jax.vmap(lambda z: 0.5 * jnp.sum(jnp.abs(z - x) ** 2) + step * prior(z))(zs)
-
-
-def value(prior, x):
-    return float(_value(prior, x))
-
-
-def randn(rng, shape, complex_=False):
-    x = rng.standard_normal(shape)
-    if complex_:
-        x = x + 1j * rng.standard_normal(shape)
-    return x
 
 
 def fd_grad(prior, x, h=1e-6):

@@ -9,15 +9,9 @@ import numpy as np
 import pytest
 
 from calcil.priors import TV
+from tests.priors.helpers import _grad, _values, randn, value
 
 # ---------------------------------------------------------------------------- references
-
-
-def randn(rng, shape, complex_=False):
-    x = rng.standard_normal(shape)
-    if complex_:
-        x = x + 1j * rng.standard_normal(shape)
-    return x
 
 
 @partial(jax.jit, static_argnums=3)
@@ -28,25 +22,6 @@ def _prox(tv, x, step, iterations):
 def prox(tv, x, step, iterations=None):
     """``tv.prox`` under ``jax.jit`` (eager dispatch is ten times slower to warm up)."""
     return np.asarray(_prox(tv, x, step, iterations))
-
-
-@jax.jit
-def _value(prior, x):
-    return prior(x)
-
-
-@jax.jit
-def _values(prior, xs):
-    return jax.vmap(prior)(xs)
-
-
-@jax.jit
-def _grad(prior, x):
-    return jax.grad(prior)(x)
-
-
-def value(prior, x):
-    return float(_value(prior, x))
 
 
 def np_grad(x, axes):

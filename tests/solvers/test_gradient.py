@@ -213,6 +213,11 @@ def test_solver_configuration_errors(kwargs, match):
         cc.GradientSolver(quadratic(), **kwargs)
 
 
+def test_unknown_optimizer_name_fails_when_the_solver_is_built():
+    with pytest.raises(ValueError, match="no optimizer named 'adamm'"):
+        cc.GradientSolver(quadratic(), groups={"x": cc.Group("adamm", lr=0.1)})
+
+
 def test_run_argument_errors():
     solver = cc.GradientSolver(quadratic(), optimizer=optax.sgd(0.1))
     with pytest.raises(ValueError, match="batch_size 5 is larger than the 4 measurements"):
