@@ -1,55 +1,25 @@
 """GradientSolver: optax optimizers per variable group, compiled into ``lax.scan`` chunks.
 
-Each ``run`` executes ``iterations`` optimizer steps. The steps between two log points run as
-one compiled ``lax.scan`` on the device (no host round trip); per-step scalars (the total and
-every named term) come back once per chunk as ``result.history``. A non-finite total stops the
-updates at that step: the parameters stay at the last finite point and the status is
-``"diverged"``.
+Each ``run`` executes ``iterations`` optimizer steps through the shared run loop
+(:mod:`calcil.solvers._loop`): the steps between two log points run as one compiled
+``lax.scan`` on the device, and per-step scalars come back once per chunk as
+``result.history``, TensorBoard scalars and the progress bar.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from calcil.objective import Objective, leaf_paths
+from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers.groups import Group, match_groups
 
-__all__ = ["GradientSolver", "Result"]
-
-
-@dataclasses.dataclass
-class Result:
-    """What a solver returns.
-
-    Attributes:
-        params: the final parameters (the last finite ones when the run diverged).
-        history: ``{"loss/total": array, "<term>": array, ...}``, one value per step.
-        status: ``"converged"``, ``"max_iterations"``, ``"max_time"`` or ``"diverged"``.
-        steps: steps taken.
-        message: a sentence on why the run stopped.
-    """
-
-    params: Any
-    history: dict[str, np.ndarray]
-    status: str
-    steps: int
-    message: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class _GroupPlan:
-    """A group resolved against the parameter tree: its leaf indices and transformation."""
-
-    indices: tuple[int, ...]
-    group: Group
-    tx: Any
+__all__ = ["GradientSolver", "Result", "group_label"]
 
 
 def _conj(tree):
@@ -65,7 +35,25 @@ def _sample(data, key, step, batch_size, n):
     return jax.tree_util.tree_map(lambda a: jnp.take(a, idx, axis=0), data)
 
 
-class GradientSolver:
+def group_label(pattern: str) -> str:
+    """A group's name in logs: its pattern without trailing globs (``"net/**"`` -> ``"net"``)."""
+    label = pattern
+    while label.endswith(("/**", "/*")):
+        label = label.rsplit("/", 1)[0]
+    return "all" if label in ("**", "*", "") else label
+
+
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """The static shape of a run: tree structure, each group's leaf indices, batching."""
+
+    treedef: Any
+    indices: tuple[tuple[int, ...], ...]
+    batch_size: int | None
+    n_data: int | None
+
+
+class GradientSolver(IterativeSolver):
     """Minimise an :class:`~calcil.Objective` by gradient descent with optax.
 
     Args:
@@ -73,6 +61,13 @@ class GradientSolver:
         groups: ``{pattern: cc.Group(...)}``; patterns are globs over the '/'-joined parameter
             paths, and every variable needs exactly one group.
         optimizer: shortcut for one group over all variables (an optax transformation).
+
+    Every step evaluates the objective and its gradient at the current parameters and hands
+    each group's gradient (the conjugate for complex variables, i.e. the steepest-ascent
+    direction under Re<x, y>) to that group's optimizer. The history records, per step, the
+    total, every term, and each group's learning rate (``lr/<group>``, when the optimizer
+    exposes one: a named optimizer, or one wrapped in ``optax.inject_hyperparams``) and
+    gradient norm (``grad_norm/<group>``).
 
     Example:
         >>> import jax.numpy as jnp, optax, calcil as cc
@@ -89,6 +84,7 @@ class GradientSolver:
         groups: Mapping[str, Group] | None = None,
         optimizer=None,
     ):
+        super().__init__()
         if not isinstance(objective, Objective):
             raise TypeError(f"GradientSolver needs a cc.Objective, got {objective!r}")
         if (groups is None) == (optimizer is None):
@@ -104,217 +100,147 @@ class GradientSolver:
             pattern: None if group.frozen else group.transformation()
             for pattern, group in self.groups.items()
         }
-        self._chunks = {}  # static configuration -> jitted chunk function
-        self.traces = 0  # how often a chunk was traced (compiled): for tests and benchmarks
+        self._labels = {pattern: group_label(pattern) for pattern in self.groups}
 
-    # ------------------------------------------------------------------ planning
-    def _plan(self, params):
-        assignment = match_groups(params, self.groups)
+    # ------------------------------------------------------------------ hooks
+    def _prepare(self, init, data, batch_size, key):
+        assignment = match_groups(init, self.groups)
         paths = list(assignment)
-        plans = []
-        for pattern, group in self.groups.items():
-            idx = tuple(i for i, p in enumerate(paths) if assignment[p] == pattern)
-            plans.append(_GroupPlan(idx, group, self._transformations[pattern]))
-        return plans
+        indices = tuple(
+            tuple(i for i, p in enumerate(paths) if assignment[p] == pattern)
+            for pattern in self.groups
+        )
+        n_data = _check_batching(data, batch_size)
+        leaves, treedef = jax.tree_util.tree_flatten(init)
+        leaves = [jnp.asarray(x) for x in leaves]
+        opt, accum, count = [], [], []
+        for idx, tx in zip(indices, self._transformations.values(), strict=True):
+            sub = [leaves[i] for i in idx]
+            opt.append(None if tx is None else tx.init(sub))
+            accum.append(None if tx is None else [jnp.zeros_like(x) for x in sub])
+            count.append(jnp.zeros((), jnp.int32))
+        inner = {
+            "opt": opt,
+            "accum": accum,
+            "updates": count,
+            "rng": jax.random.key(0) if key is None else key,
+        }
+        return _Plan(treedef, indices, batch_size, n_data), inner
 
-    def _init_state(self, leaves, plans):
-        opt_states = [
-            None if plan.tx is None else plan.tx.init([leaves[i] for i in plan.indices])
-            for plan in plans
-        ]
-        accum = [
-            None if plan.tx is None else [jnp.zeros_like(leaves[i]) for i in plan.indices]
-            for plan in plans
-        ]
-        return opt_states, accum
-
-    # ------------------------------------------------------------------ the compiled chunk
-    def _chunk_fn(self, treedef, plans, length, batch_size, n_data):
-        key = (treedef, tuple(p.indices for p in plans), length, batch_size, n_data)
-        if key in self._chunks:
-            return self._chunks[key]
+    def _step(self, plan, params, inner, step, data):
+        treedef = plan.treedef
         objective = self.objective
 
         def total(leaves, batch):
             return objective(jax.tree_util.tree_unflatten(treedef, leaves), batch)
 
-        def chunk(leaves, good, opt_states, accum, step, rng, diverged, data):
-            self.traces += 1
+        if plan.batch_size is None:
+            batch = data
+        else:
+            batch = _sample(data, inner["rng"], step, plan.batch_size, plan.n_data)
+        leaves = jax.tree_util.tree_leaves(params)
+        (value, terms), grads = jax.value_and_grad(total, has_aux=True)(leaves, batch)
+        grads = _conj(grads)  # complex variables descend along conj(grad)
+        outputs = {"loss/total": value, **terms}
+        new_leaves = list(leaves)
+        opt, accum, count = list(inner["opt"]), list(inner["accum"]), list(inner["updates"])
+        for g, (pattern, idx) in enumerate(zip(self.groups, plan.indices, strict=True)):
+            group, tx, label = (
+                self.groups[pattern],
+                self._transformations[pattern],
+                self._labels[pattern],
+            )
+            grads_g = [grads[i] for i in idx]
+            outputs[f"grad_norm/{label}"] = _norm(grads_g, value.dtype)
+            if tx is None:
+                continue
+            lr = _learning_rate(group, opt[g], count[g])
+            if lr is not None:
+                outputs[f"lr/{label}"] = jnp.asarray(lr, value.dtype)
+            new_leaves, opt[g], accum[g], count[g] = _group_update(
+                group,
+                tx,
+                idx,
+                leaves,
+                new_leaves,
+                opt[g],
+                accum[g],
+                count[g],
+                grads,
+                value,
+                batch,
+                step,
+                total,
+            )
+        params = jax.tree_util.tree_unflatten(treedef, new_leaves)
+        for group in self.groups.values():
+            if group.post_update is not None:
+                params = group.post_update(params, step)
+        inner = {"opt": opt, "accum": accum, "updates": count, "rng": inner["rng"]}
+        return params, inner, outputs
 
-            def one_step(carry, _):
-                leaves, good, opt_states, accum, step, diverged = carry
-                if batch_size is None:
-                    batch = data
-                else:
-                    batch = _sample(data, rng, step, batch_size, n_data)
-                (value, terms), grads = jax.value_and_grad(total, has_aux=True)(leaves, batch)
-                grads = _conj(grads)  # complex variables descend along conj(grad)
-                finite = jnp.isfinite(value) & ~diverged
-                new_leaves, new_states, new_accum = list(leaves), list(opt_states), list(accum)
-                for g, plan in enumerate(plans):
-                    if plan.tx is not None:
-                        new_leaves, new_states[g], new_accum[g] = _group_update(
-                            plan,
-                            leaves,
-                            new_leaves,
-                            opt_states[g],
-                            accum[g],
-                            grads,
-                            value,
-                            batch,
-                            step,
-                            finite,
-                            total,
-                        )
-                params = jax.tree_util.tree_unflatten(treedef, new_leaves)
-                for plan in plans:
-                    if plan.group.post_update is not None:
-                        params = plan.group.post_update(params, step)
-                new_leaves = jax.tree_util.tree_leaves(params)
 
-                def keep(new, old):
-                    return jax.tree_util.tree_map(lambda a, b: jnp.where(finite, a, b), new, old)
+def _norm(arrays, dtype):
+    if not arrays:
+        return jnp.zeros((), dtype)
+    return jnp.sqrt(sum(jnp.sum(jnp.abs(a) ** 2) for a in arrays)).astype(dtype)
 
-                carry = (
-                    keep(new_leaves, leaves),
-                    keep(leaves, good),  # the last parameters with a finite objective
-                    keep(new_states, opt_states),
-                    keep(new_accum, accum),
-                    step + 1,
-                    diverged | ~jnp.isfinite(value),
-                )
-                return carry, (value, terms)
 
-            carry = (leaves, good, opt_states, accum, step, diverged)
-            carry, outputs = jax.lax.scan(one_step, carry, length=length)
-            leaves, good, opt_states, accum, step, diverged = carry
-            return (leaves, good, opt_states, accum, step, rng, diverged), outputs
+def _learning_rate(group, opt_state, count):
+    """The group's current learning rate, or ``None`` when the optimizer does not expose it."""
+    if isinstance(group.optimizer, str):
+        return group.lr(count) if callable(group.lr) else group.lr
+    import optax
 
-        fn = jax.jit(chunk)
-        self._chunks[key] = fn
-        return fn
-
-    # ------------------------------------------------------------------ run
-    def run(
-        self,
-        init,
-        data=None,
-        iterations: int = 100,
-        batch_size: int | None = None,
-        key=None,
-        log_every: int = 50,
-        tol: float | None = None,
-        max_time: float | None = None,
-    ) -> Result:
-        """Run ``iterations`` optimizer steps from ``init``.
-
-        Args:
-            init: initial parameters (any pytree of arrays).
-            data: pytree of measurements handed to ``forward`` as the batch.
-            iterations: optimizer steps in total.
-            batch_size: draw shuffled mini-batches of this many measurements (the leading
-                axis of every ``data`` leaf) on the device; ``None`` uses all data each step.
-            key: ``jax.random`` key for the shuffling (default ``key(0)``).
-            log_every: steps per compiled chunk; history is read back between chunks.
-            tol: stop as ``"converged"`` when the total changes by less than ``tol``
-                (relative) over a chunk.
-            max_time: stop after this many seconds (checked between chunks).
-        """
-        if not isinstance(iterations, int) or iterations < 0:
-            raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
-        if not isinstance(log_every, int) or log_every < 1:
-            raise ValueError(f"log_every must be a positive integer, got {log_every!r}")
-        leaves, treedef = jax.tree_util.tree_flatten(init)
-        leaves = [jnp.array(x) for x in leaves]  # a copy: the caller's arrays stay intact
-        plans = self._plan(init)
-        n_data = _check_batching(data, batch_size)
-        opt_states, accum = self._init_state(leaves, plans)
-        rng = jax.random.key(0) if key is None else key
-        zero, no = jnp.zeros((), jnp.int32), jnp.zeros((), bool)
-        state = (leaves, list(leaves), opt_states, accum, zero, rng, no)
-        history: dict[str, list] = {}
-        t0, done, status, message = time.perf_counter(), 0, "max_iterations", ""
-        while done < iterations:
-            length = min(log_every, iterations - done)
-            fn = self._chunk_fn(treedef, plans, length, batch_size, n_data)
-            state, (values, terms) = fn(*state, data)
-            values = np.asarray(values)
-            history.setdefault("loss/total", []).append(values)
-            for name, v in terms.items():
-                history.setdefault(name, []).append(np.asarray(v))
-            bad = np.flatnonzero(~np.isfinite(values))
-            if bad.size:
-                step = done + int(bad[0])
-                culprits = [n for n, v in terms.items() if not np.isfinite(np.asarray(v)[bad[0]])]
-                status = "diverged"
-                message = (
-                    f"the total became non-finite at step {step} (terms {culprits}); the "
-                    "parameters are the last finite ones. Lower the learning rate or check "
-                    "the forward model for log/sqrt/division at zero."
-                )
-                done = step
-                history = {k: [np.concatenate(v)[: step + 1]] for k, v in history.items()}
-                break
-            done += length
-            if tol is not None and values.size > 1:
-                change = abs(values[-1] - values[0]) / max(abs(values[0]), 1e-30)
-                if change < tol:
-                    status, message = "converged", f"relative change {change:.2e} < tol {tol}"
-                    break
-            if max_time is not None and time.perf_counter() - t0 > max_time:
-                status, message = "max_time", f"stopped after {max_time} s"
-                break
-        if not message and status == "max_iterations":
-            message = f"ran {iterations} iterations"
-        final = state[1] if status == "diverged" else state[0]
-        params = jax.tree_util.tree_unflatten(treedef, final)
-        hist = {k: np.concatenate(v) for k, v in history.items()}
-        return Result(params, hist, status, done, message)
+    try:
+        lr = optax.tree_utils.tree_get(opt_state, "learning_rate")
+    except KeyError:  # several (a chain of injected optimizers): ambiguous, not logged
+        return None
+    return lr if lr is not None and jnp.ndim(lr) == 0 else None
 
 
 def _group_update(
-    plan, leaves, new_leaves, opt_state, accum, grads, value, batch, step, finite, total
+    group, tx, idx, leaves, new_leaves, opt_state, accum, count, grads, value, batch, step, total
 ):
     """One group's accumulate / update / project, selected with ``lax.cond``."""
     import optax
 
-    group = plan.group
     started = step >= group.start
-    grads_g = [grads[i] for i in plan.indices]
+    grads_g = [grads[i] for i in idx]
     accum = [jnp.where(started, a + gi, a) for a, gi in zip(accum, grads_g, strict=True)]
-    active = started & ((step - group.start + 1) % group.every == 0) & finite
-    params_g = [leaves[i] for i in plan.indices]
+    active = started & ((step - group.start + 1) % group.every == 0)
+    params_g = [leaves[i] for i in idx]
     projection = group.projection()
 
     def value_fn(sub):
         full = list(leaves)
-        for i, x in zip(plan.indices, sub, strict=True):
+        for i, x in zip(idx, sub, strict=True):
             full[i] = x
         return total(full, batch)[0]
 
     def update(operand):
-        accum, opt_state = operand
+        accum, opt_state, count = operand
         mean = [a / group.every for a in accum]
-        if isinstance(plan.tx, optax.GradientTransformationExtraArgs):
-            updates, opt_state = plan.tx.update(
+        if isinstance(tx, optax.GradientTransformationExtraArgs):
+            updates, opt_state = tx.update(
                 mean, opt_state, params_g, value=value, grad=mean, value_fn=value_fn
             )
         else:
-            updates, opt_state = plan.tx.update(mean, opt_state, params_g)
+            updates, opt_state = tx.update(mean, opt_state, params_g)
         new = optax.apply_updates(params_g, updates)
         if projection is not None:
             new = [projection(x) for x in new]
         new = [x.astype(p.dtype) for x, p in zip(new, params_g, strict=True)]
-        return new, opt_state, [jnp.zeros_like(a) for a in accum]
+        return new, opt_state, [jnp.zeros_like(a) for a in accum], count + 1
 
     def skip(operand):
-        accum, opt_state = operand
-        return params_g, opt_state, accum
+        accum, opt_state, count = operand
+        return params_g, opt_state, accum, count
 
-    new_g, opt_state, accum = jax.lax.cond(active, update, skip, (accum, opt_state))
-    for i, x in zip(plan.indices, new_g, strict=True):
+    new_g, opt_state, accum, count = jax.lax.cond(active, update, skip, (accum, opt_state, count))
+    for i, x in zip(idx, new_g, strict=True):
         new_leaves[i] = x
-    return new_leaves, opt_state, accum
+    return new_leaves, opt_state, accum, count
 
 
 def _check_batching(data, batch_size):
