@@ -114,10 +114,12 @@ class GradientSolver(IterativeSolver):
         leaves, treedef = jax.tree_util.tree_flatten(init)
         leaves = [jnp.asarray(x) for x in leaves]
         opt, accum, count = [], [], []
-        for idx, tx in zip(indices, self._transformations.values(), strict=True):
+        for pattern, idx in zip(self.groups, indices, strict=True):
+            tx = self._transformations[pattern]
             sub = [leaves[i] for i in idx]
             opt.append(None if tx is None else tx.init(sub))
-            accum.append(None if tx is None else [jnp.zeros_like(x) for x in sub])
+            needs_accum = tx is not None and self.groups[pattern].every > 1
+            accum.append([jnp.zeros_like(x) for x in sub] if needs_accum else None)
             count.append(jnp.zeros((), jnp.int32))
         inner = {
             "opt": opt,
@@ -202,12 +204,17 @@ def _learning_rate(group, opt_state, count):
 def _group_update(
     group, tx, idx, leaves, new_leaves, opt_state, accum, count, grads, value, batch, step, total
 ):
-    """One group's accumulate / update / project, selected with ``lax.cond``."""
+    """One group's accumulate / update / project.
+
+    A group updated at every step from step 0 (the common case) updates unconditionally;
+    otherwise ``lax.cond`` selects update or skip, and ``every > 1`` accumulates gradients.
+    """
     import optax
 
-    started = step >= group.start
     grads_g = [grads[i] for i in idx]
-    accum = [jnp.where(started, a + gi, a) for a, gi in zip(accum, grads_g, strict=True)]
+    started = step >= group.start
+    if group.every > 1:
+        accum = [jnp.where(started, a + gi, a) for a, gi in zip(accum, grads_g, strict=True)]
     active = started & ((step - group.start + 1) % group.every == 0)
     params_g = [leaves[i] for i in idx]
     projection = group.projection()
@@ -220,7 +227,7 @@ def _group_update(
 
     def update(operand):
         accum, opt_state, count = operand
-        mean = [a / group.every for a in accum]
+        mean = grads_g if accum is None else [a / group.every for a in accum]
         if isinstance(tx, optax.GradientTransformationExtraArgs):
             updates, opt_state = tx.update(
                 mean, opt_state, params_g, value=value, grad=mean, value_fn=value_fn
@@ -231,13 +238,18 @@ def _group_update(
         if projection is not None:
             new = [projection(x) for x in new]
         new = [x.astype(p.dtype) for x, p in zip(new, params_g, strict=True)]
-        return new, opt_state, [jnp.zeros_like(a) for a in accum], count + 1
+        accum = None if accum is None else [jnp.zeros_like(a) for a in accum]
+        return new, opt_state, accum, count + 1
 
     def skip(operand):
         accum, opt_state, count = operand
         return params_g, opt_state, accum, count
 
-    new_g, opt_state, accum, count = jax.lax.cond(active, update, skip, (accum, opt_state, count))
+    operand = (accum, opt_state, count)
+    if group.start == 0 and group.every == 1:
+        new_g, opt_state, accum, count = update(operand)
+    else:
+        new_g, opt_state, accum, count = jax.lax.cond(active, update, skip, operand)
     for i, x in zip(idx, new_g, strict=True):
         new_leaves[i] = x
     return new_leaves, opt_state, accum, count
