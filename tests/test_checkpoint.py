@@ -105,5 +105,5 @@ def test_structural_mismatch_lists_the_differences(tmp_path):
 
 def test_dtype_mismatch_is_reported(tmp_path):
     path = checkpoint.save(tmp_path, 3, {"x": jnp.zeros(3)})
-    with pytest.raises(CheckpointError, match="float32 in the checkpoint, .* int32"):
+    with pytest.raises(CheckpointError, match=r"float32 in the checkpoint, .* int32"):
         checkpoint.load(path, target={"x": jnp.zeros(3, jnp.int32)})

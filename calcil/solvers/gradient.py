@@ -189,16 +189,23 @@ def _norm(arrays, dtype):
 
 
 def _learning_rate(group, opt_state, count):
-    """The group's current learning rate, or ``None`` when the optimizer does not expose it."""
-    if isinstance(group.optimizer, str):
-        return group.lr(count) if callable(group.lr) else group.lr
+    """The group's current learning rate, or ``None`` when the optimizer does not expose it.
+
+    A ``learning_rate`` in the optimizer state (``optax.inject_hyperparams``, the step that
+    ``optax.lbfgs``'s line search took) wins; otherwise a named optimizer's ``lr`` (evaluated
+    at the group's update count when it is a schedule).
+    """
     import optax
 
     try:
         lr = optax.tree_utils.tree_get(opt_state, "learning_rate")
-    except KeyError:  # several (a chain of injected optimizers): ambiguous, not logged
-        return None
-    return lr if lr is not None and jnp.ndim(lr) == 0 else None
+    except KeyError:  # several (a chain of injected optimizers): ambiguous
+        lr = None
+    if lr is not None and jnp.ndim(lr) == 0:
+        return lr
+    if isinstance(group.optimizer, str):
+        return group.lr(count) if callable(group.lr) else group.lr
+    return None
 
 
 def _group_update(

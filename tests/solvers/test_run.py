@@ -195,7 +195,7 @@ def test_resume_after_a_crash_continues_from_the_newest_checkpoint(tmp_path):
 def test_resume_without_checkpoints_starts_fresh_and_a_new_run_will_not_overwrite(tmp_path):
     fresh = _run(tmp_path, 20, resume=True)
     assert fresh.steps == 20
-    with pytest.raises(ValueError, match="already holds checkpoints .* resume=True"):
+    with pytest.raises(ValueError, match=r"already holds checkpoints .* resume=True"):
         _run(tmp_path, 20)
 
 
