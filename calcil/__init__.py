@@ -7,14 +7,16 @@ descent recover the unknowns.
 
 from calcil import losses, operators, priors, testing
 from calcil.objective import Objective
-from calcil.solvers import GradientSolver, Group, Result
+from calcil.solvers import ConjugateGradient, GradientSolver, Group, ProximalGradient, Result
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "ConjugateGradient",
     "GradientSolver",
     "Group",
     "Objective",
+    "ProximalGradient",
     "Result",
     "losses",
     "operators",

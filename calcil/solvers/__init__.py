@@ -1,6 +1,15 @@
-"""Solvers: the GradientSolver and the configuration of its variable groups."""
+"""Solvers: GradientSolver (with its variable groups), ProximalGradient, ConjugateGradient."""
 
+from calcil.solvers.cg import ConjugateGradient
 from calcil.solvers.gradient import GradientSolver, Result
 from calcil.solvers.groups import Group, match_groups
+from calcil.solvers.proximal import ProximalGradient
 
-__all__ = ["GradientSolver", "Group", "Result", "match_groups"]
+__all__ = [
+    "ConjugateGradient",
+    "GradientSolver",
+    "Group",
+    "ProximalGradient",
+    "Result",
+    "match_groups",
+]
