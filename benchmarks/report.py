@@ -14,7 +14,10 @@ are flagged. Later files replace earlier ones for the same group and impl, so a 
 suspicious pair (``pytest benchmarks -k ... --benchmark-json=rerun.json``) can be laid over
 a full run. Groups keep the order in which they were run; groups with only one side show
 ``-`` for the other. Any suite that sets ``group`` and ``extra_info["impl"]`` (operators,
-solvers, priors) reports with this script unchanged.
+solvers, priors) reports with this script unchanged. A variant of the candidate, an impl
+named ``<candidate>-<variant>`` (``calcil-logging``), gets its own row ``group (impl)``
+against the same baseline; compare it with the candidate itself by
+``--candidate calcil-logging --baseline calcil``.
 """
 
 from __future__ import annotations
@@ -85,16 +88,21 @@ def table(
     ]
     ratios = []
     for group, rows in groups.items():
-        cand = statistic(rows.get(candidate), stat)
         base = statistic(rows.get(baseline), stat)
-        if cand is not None and base is not None and base > 0:
-            ratio = cand / base
-            ratios.append((group, ratio))
-            flag = f" **(> {threshold:.2f})**" if ratio > threshold else ""
-            text = f"{ratio:.3f}{flag}"
-        else:
-            text = "-"
-        lines.append(f"| {group} | {_ms(cand)} | {_ms(base)} | {text} |")
+        # The candidate, then its variants (impl "<candidate>-<variant>", e.g. calcil-logging)
+        # against the same baseline, each on its own row.
+        variants = [i for i in rows if i.startswith(f"{candidate}-") and i != baseline]
+        for impl in [candidate, *variants]:
+            label = group if impl == candidate else f"{group} ({impl})"
+            cand = statistic(rows.get(impl), stat)
+            if cand is not None and base is not None and base > 0:
+                ratio = cand / base
+                ratios.append((label, ratio))
+                flag = f" **(> {threshold:.2f})**" if ratio > threshold else ""
+                text = f"{ratio:.3f}{flag}"
+            else:
+                text = "-"
+            lines.append(f"| {label} | {_ms(cand)} | {_ms(base)} | {text} |")
     return "\n".join(lines), ratios
 
 

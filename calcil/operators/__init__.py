@@ -6,24 +6,34 @@ from calcil.operators.convolution import Convolve
 from calcil.operators.differences import FiniteDifference
 from calcil.operators.elementwise import Diagonal, Exp, Identity, Intensity
 from calcil.operators.fourier import FFT
+from calcil.operators.multislice import MultiSlice
+from calcil.operators.propagation import AngularSpectrum, Fraunhofer, Fresnel
+from calcil.operators.pupil import Pupil, noll_to_nm, zernike
 from calcil.operators.sampling import Bin, Crop, Gather, Mask, Pad, Subsample
 
 __all__ = [
     "FFT",
+    "AngularSpectrum",
     "Bin",
     "Convolve",
     "Crop",
     "Diagonal",
     "Exp",
     "FiniteDifference",
+    "Fraunhofer",
+    "Fresnel",
     "Gather",
     "Identity",
     "Intensity",
     "LinearOperator",
     "Mask",
+    "MultiSlice",
     "Operator",
     "Pad",
+    "Pupil",
     "Subsample",
     "from_function",
+    "noll_to_nm",
     "static_field",
+    "zernike",
 ]

@@ -187,6 +187,64 @@ def _(dtype):
     return O.Convolve(kernel, (6, 7), input_dtype=dtype).gram
 
 
+# Propagators: small odd/even grids with evanescent frequencies (dx < wl / 2) and an active
+# band limit, so every branch of the transfer function is adjoint-tested.
+@register("angular-spectrum")
+def _(dtype):
+    return O.AngularSpectrum((8, 10), dx=0.2, wavelength=0.5, distance=6.0, input_dtype=dtype)
+
+
+@register("angular-spectrum-stack-padded-batch")
+def _(dtype):
+    return O.AngularSpectrum(
+        (2, 7, 8),
+        0.3,
+        0.5,
+        np.array([-2.0, 0.0, 3.5]),
+        n_medium=1.33,
+        pad_factor=1.5,
+        input_dtype=dtype,
+    )
+
+
+@register("angular-spectrum-no-bandlimit")
+def _(dtype):
+    return O.AngularSpectrum((9, 8), 0.4, 0.5, -4.0, bandlimit=False, input_dtype=dtype)
+
+
+@register("fresnel-padded")
+def _(dtype):
+    return O.Fresnel((8, 9), dx=0.5, wavelength=0.5, distance=4.0, pad_factor=2, input_dtype=dtype)
+
+
+@register("fresnel-stack")
+def _(dtype):
+    return O.Fresnel((6, 6), 0.5, 0.6, np.array([1.0, -3.0]), n_medium=1.5, input_dtype=dtype)
+
+
+@register("fraunhofer")
+def _(dtype):
+    return O.Fraunhofer((7, 8), dx=1.0, wavelength=0.5, distance=1e3, input_dtype=dtype)
+
+
+@register("fraunhofer-phase")
+def _(dtype):
+    return O.Fraunhofer((2, 6, 5), 1.0, 0.5, 1e3, n_medium=1.33, phase=True, input_dtype=dtype)
+
+
+# Pupils: odd/even grids; the first cutoff na / wl = 1.2 falls exactly on a grid frequency
+# (3 / (10 * 0.25)), the second between; Zernike phases on a batch of fields.
+@register("pupil")
+def _(dtype):
+    return O.Pupil((9, 10), dx=0.25, wavelength=0.5, na=0.6, input_dtype=dtype)
+
+
+@register("pupil-zernike-batch")
+def _(dtype):
+    coefficients = np.linspace(-1.0, 1.5, 11)
+    return O.Pupil((2, 11, 10), 0.25, 0.5, 0.7, zernike=coefficients, input_dtype=dtype)
+
+
 # ---------------------------------------------------------------------- nonlinear
 @register("intensity", NONLINEAR)
 def _(dtype):
@@ -206,6 +264,20 @@ def _(dtype):
 @register("from-function-nonlinear", NONLINEAR)
 def _(dtype):
     return O.from_function(lambda x: jnp.sin(x) * x, (4, 5), dtype)
+
+
+@register("multislice", NONLINEAR)
+def _(dtype):
+    return O.MultiSlice((3, 8, 7), dx=0.2, dz=0.5, wavelength=0.5, n_medium=1.33, input_dtype=dtype)
+
+
+@register("multislice-batch-illumination-remat", NONLINEAR)
+def _(dtype):
+    tilt = np.exp(2j * np.pi * np.arange(8) / 8 * np.array([[0.0], [1.0]]))  # 2 plane waves
+    illumination = np.broadcast_to(tilt[:, None, :], (2, 6, 8))
+    return O.MultiSlice(
+        (2, 6, 8), 0.25, 0.4, 0.5, illumination=illumination, remat=True, input_dtype=dtype
+    )
 
 
 def build(entry):
