@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil.operators._dtypes import real_dtype_of, restrict
-from calcil.operators.base import LinearOperator, Operator, _random
+from calcil.operators.base import LinearOperator, Operator
 
 __all__ = ["check_adjoint", "check_operator", "default_rtol"]
 
@@ -32,10 +32,30 @@ def _norm(a):
     return float(np.linalg.norm(np.asarray(a).astype(np.complex128).ravel()))
 
 
+def _random(rng, shape, dtype):
+    """Standard normal samples of ``dtype`` (complex: unit variance over both parts)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        x = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
+    elif np.issubdtype(dtype, np.floating):
+        x = rng.standard_normal(shape)
+    else:
+        x = rng.integers(-3, 4, shape)
+    return jnp.asarray(x.astype(dtype))
+
+
 def _samples(op: Operator, key):
-    kx, ky = jax.random.split(key)
-    x = _random(kx, op.input_shape, op.input_dtype)
-    y = _random(ky, op.output_shape, op.output_dtype) if op.output_shape is not None else None
+    """Random ``x`` and ``y`` for ``op``, drawn on the host from ``key``'s bits.
+
+    NumPy rather than ``jax.random``: an eager ``jax.random.normal`` compiles once per new
+    shape, which would cost more than the check itself.
+    """
+    bits = (
+        jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    )
+    rng = np.random.default_rng(np.asarray(bits).ravel().tolist())
+    x = _random(rng, op.input_shape, op.input_dtype)
+    y = _random(rng, op.output_shape, op.output_dtype) if op.output_shape is not None else None
     return x, y
 
 
