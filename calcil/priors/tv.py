@@ -17,8 +17,20 @@ def _safe_sqrt(s):
 
 
 def _magnitude_sq(d, axis=None):
-    sq = jnp.real(d * jnp.conj(d))
-    return sq if axis is None else jnp.sum(sq, axis=axis)
+    """``|d|^2`` entrywise, or summed over the stacked axis 0 when ``axis == 0``.
+
+    The sum over axis 0 is written as a Python sum of slices: XLA's CPU backend fuses a
+    reduction over a short leading axis of a stacked array poorly (60x slower at 512^2).
+    """
+    sq = jnp.real(d * jnp.conj(d)) if jnp.iscomplexobj(d) else d * d
+    if axis is None:
+        return sq
+    if axis != 0:
+        raise ValueError(f"only axis 0 is supported, got {axis}")
+    total = sq[0]
+    for i in range(1, sq.shape[0]):
+        total = total + sq[i]
+    return total
 
 
 class TV(Prior):
@@ -62,8 +74,10 @@ class TV(Prior):
 
     def value(self, x):
         d = self._gradient(x)(x)
+        if self.isotropic and self.eps > 0:  # sqrt is smooth away from 0: no guard needed
+            return jnp.sum(jnp.sqrt(_magnitude_sq(d, axis=0) + self.eps**2))
         if self.isotropic:
-            return jnp.sum(_safe_sqrt(_magnitude_sq(d, axis=0) + self.eps**2))
+            return jnp.sum(_safe_sqrt(_magnitude_sq(d, axis=0)))
         return jnp.sum(_safe_sqrt(_magnitude_sq(d)))
 
     def _project_dual(self, p):
