@@ -170,6 +170,43 @@ def test_divergence_stops_at_the_last_finite_parameters():
     assert result.history["loss/total"].shape == (2,)
 
 
+class BlowUp(cc.priors.Prior):
+    """0 while |x| < 10, NaN beyond (zero gradient): marks the step where x escapes."""
+
+    def __init__(self):
+        super().__init__("blowup")
+
+    def value(self, x):
+        return jnp.sum(jnp.where(jnp.abs(x) < 10, 0.0, jnp.nan))
+
+
+@pytest.mark.parametrize("log_every", [1, 2, 3, 4, 10])
+def test_divergence_anywhere_in_a_chunk_returns_the_last_finite_parameters(log_every):
+    """sgd(3) on 0.5 x^2 doubles and flips x: 1, -2, 4, -8, 16 (non-finite at step 4).
+
+    Step 4 is the first step of a chunk for log_every 1, 2 and 4, in the middle otherwise;
+    either way the result is x_3 = -8, found by replaying the chunk from its input.
+    """
+    obj = cc.Objective(lambda p, b: p["x"], cc.losses.L2("y"), priors={"x": BlowUp()})
+    result = cc.GradientSolver(obj, optimizer=optax.sgd(3.0)).run(
+        {"x": jnp.array([1.0])}, {"y": jnp.zeros(1)}, iterations=20, log_every=log_every
+    )
+    assert result.status == "diverged" and result.steps == 4
+    np.testing.assert_allclose(result.params["x"], [-8.0])
+    np.testing.assert_allclose(result.history["loss/l2"], [0.5, 2.0, 8.0, 32.0, 128.0])
+    assert "step 4" in result.message and "prior/x/blowup" in result.message
+
+
+def test_non_finite_initial_objective_returns_the_initial_parameters():
+    obj = cc.Objective(lambda p, b: p["x"], cc.losses.L2("y"), priors={"x": BlowUp()})
+    result = cc.GradientSolver(obj, optimizer=optax.sgd(0.1)).run(
+        {"x": jnp.array([20.0])}, {"y": jnp.zeros(1)}, iterations=5, progress=False
+    )
+    assert result.status == "diverged" and result.steps == 0
+    np.testing.assert_allclose(result.params["x"], [20.0])
+    assert "step 0" in result.message
+
+
 class LogPrior(cc.priors.Prior):
     """-log(x): finite for x > 0, NaN once a large step makes x negative."""
 
