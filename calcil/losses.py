@@ -77,6 +77,9 @@ class Loss(Struct):
                 f"{type(self).__name__}: prediction of shape {jnp.shape(prediction)} does not "
                 f"match batch[{self.target!r}] of shape {jnp.shape(y)}"
             )
+        return self._reduce(prediction, y, batch)
+
+    def _reduce(self, prediction, y, batch):
         e = self.elementwise(prediction, y, batch)
         return jnp.sum(e) if self.reduction == "sum" else jnp.mean(e)
 
@@ -120,8 +123,16 @@ class L2(Loss):
         super().__init__(target, reduction, name)
 
     def elementwise(self, prediction, y, batch):
-        r = prediction - y
-        return 0.5 * jnp.real(r * jnp.conj(r))
+        return 0.5 * _abs_sq(prediction - y)
+
+    def _reduce(self, prediction, y, batch):
+        # The 0.5 after the reduction: one elementwise pass fewer, forward and backward.
+        e = _abs_sq(prediction - y)
+        return 0.5 * (jnp.sum(e) if self.reduction == "sum" else jnp.mean(e))
+
+
+def _abs_sq(r):
+    return r.real**2 + r.imag**2 if jnp.iscomplexobj(r) else r * r
 
 
 class WeightedL2(Loss):
