@@ -70,7 +70,8 @@ class Result:
         params: the final parameters (the last ones with a finite objective when diverged).
         history: per-step NumPy arrays: ``"step"`` (the number of updates applied to the
             parameters that were measured), ``"loss/total"``, every term by name, and solver
-            figures such as ``"lr/<group>"``, ``"grad_norm/<group>"``,
+            figures such as ``"lr/<group>"``, ``"grad_norm/<group>"`` (at the last step
+            before each log point, image or checkpoint; NaN at the others),
             ``"perf/steps_per_second"``.
         status: ``"converged"``, ``"max_iterations"``, ``"max_time"`` or ``"diverged"``.
         steps: steps taken in total (including those before a resume).
@@ -119,8 +120,13 @@ class IterativeSolver:
         """Validate; return ``(plan, inner)``: hashable static choices and the initial state."""
         raise NotImplementedError
 
-    def _step(self, plan, params, inner, step, data) -> tuple[Any, Any, dict]:
-        """One iteration: ``(params, inner, outputs)``; ``outputs["loss/total"]`` at the input."""
+    def _step(self, plan, params, inner, step, data, report) -> tuple[Any, Any, dict]:
+        """One iteration: ``(params, inner, outputs)``; ``outputs["loss/total"]`` at the input.
+
+        ``report`` (a traced bool) is true on the chunk's last step, whose scalars are logged:
+        diagnostics that cost a pass over the parameters (gradient norms) may be computed on
+        those steps only (``lax.cond``) and be NaN on the others.
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the compiled chunk
@@ -131,13 +137,14 @@ class IterativeSolver:
             def chunk(state, data):
                 self.traces += 1
 
-                def body(state, _):
+                def body(state, report):
                     params, inner, outputs = self._step(
-                        plan, state["params"], state["inner"], state["step"], data
+                        plan, state["params"], state["inner"], state["step"], data, report
                     )
                     return {"params": params, "inner": inner, "step": state["step"] + 1}, outputs
 
-                return jax.lax.scan(body, state, length=length)
+                reports = jnp.arange(length) == length - 1
+                return jax.lax.scan(body, state, reports)
 
             self._compiled[key] = jax.jit(chunk)
         return self._compiled[key]

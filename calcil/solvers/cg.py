@@ -99,7 +99,7 @@ class ConjugateGradient(IterativeSolver):
         inner = {"p": [jnp.zeros_like(x) for x in leaves], "rs": jnp.zeros((), real)}
         return _Plan(treedef), inner
 
-    def _step(self, plan, params, inner, step, data):
+    def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef
         objective = self.objective
 

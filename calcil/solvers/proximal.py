@@ -232,7 +232,7 @@ class ProximalGradient(IterativeSolver):
         s, z, fz, gz, n = jax.lax.while_loop(rejected, halve, carry)
         return s, z, n, accepted(s, z, fz, gz)
 
-    def _step(self, plan, params, inner, step, data):
+    def _step(self, plan, params, inner, step, data, report):
         x = jax.tree_util.tree_leaves(params)
         value, terms = self.objective(params, data)
         t = inner["t"]

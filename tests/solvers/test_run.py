@@ -54,7 +54,10 @@ def test_history_has_steps_terms_learning_rates_and_gradient_norms():
     x = np.zeros(3)
     for k in range(6):
         grad = (x - T) + 0.1 * x
-        np.testing.assert_allclose(h["grad_norm/x"][k], np.linalg.norm(grad), rtol=1e-5)
+        if k in (3, 5):  # the last steps of the chunks 0-3 and 4-5: the logged ones
+            np.testing.assert_allclose(h["grad_norm/x"][k], np.linalg.norm(grad), rtol=1e-5)
+        else:  # not computed between log points (a pass over the gradient per step)
+            assert np.isnan(h["grad_norm/x"][k])
         np.testing.assert_allclose(h["loss/total"][k], h["loss/l2"][k] + h["prior/x/l2"][k])
         x = x - h["lr/x"][k] * grad
     np.testing.assert_allclose(result.params["x"], x, rtol=1e-5)
