@@ -1,5 +1,7 @@
 """Multi-slice (beam propagation) through a 3D refractive-index contrast volume."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +19,17 @@ from calcil.operators.propagation import (
 )
 
 __all__ = ["MultiSlice"]
+
+
+def _remat(remat):
+    if isinstance(remat, bool):
+        return remat
+    if isinstance(remat, int | np.integer) and remat >= 1:
+        return int(remat)
+    raise ValueError(
+        f"MultiSlice remat must be True, False or a segment length (a positive integer, e.g. "
+        f"int(sqrt(nz))), got {remat!r}"
+    )
 
 
 class MultiSlice(Operator):
@@ -46,10 +59,19 @@ class MultiSlice(Operator):
     Equivalently, ``jax.vmap`` over a function that builds the operator with one illumination.
     The illumination is a pytree leaf, so it can be estimated too.
 
-    Memory: the slices run in a ``lax.scan``; reverse-mode gradients store one field per slice
-    plus each slice's intermediates. ``remat=True`` wraps each slice in ``jax.checkpoint``, so
-    only the fields between slices are kept (about the size of the volume itself) and the
-    slice's FFTs are recomputed in the backward pass.
+    Memory of reverse-mode gradients (the slices run in a ``lax.scan``; ``F`` is one complex
+    field, 2x a float32 slice):
+
+    * ``remat=False``: two stacks of ``nz`` fields (each slice's input and its phase screen),
+      ``2 nz F`` (4x the float32 volume).
+    * ``remat=True`` (default): each slice under ``jax.checkpoint``; only the slice inputs are
+      kept, ``nz F``, and the backward pass recomputes the phase screen (no extra FFTs). Half
+      the memory and, measured at 128^3 and 256^3 on CPU, 4-20% faster than ``False``.
+    * ``remat=s`` (an integer): segments of ``s`` slices under a second ``jax.checkpoint``;
+      only the segment inputs are kept and a segment's slice inputs are recomputed during its
+      backward pass: about ``(nz / s + 2 s) F``, which grows as ``sqrt(nz)`` for
+      ``s ~ sqrt(nz / 2)`` (measured at ``nz = 256``, ``s = 8``: ``52 F`` against ``260 F``
+      for ``True`` and ``515 F`` for ``False``), for one extra forward pass.
 
     Args:
         input_shape: ``(nz, ny, nx)``.
@@ -59,7 +81,7 @@ class MultiSlice(Operator):
         n_medium: refractive index of the background medium.
         illumination: incident field ``(ny, nx)`` or ``(b, ny, nx)``; default a unit plane wave.
         bandlimit: Matsushima band limit of the slice propagator.
-        remat: rematerialise each slice in the backward pass (``jax.checkpoint``).
+        remat: ``True`` (default), ``False`` or a segment length in slices (see Memory).
         input_dtype: float32 (default; float64 with x64) for a real contrast, complex64 or
             complex128 for an absorbing one.
 
@@ -83,7 +105,7 @@ class MultiSlice(Operator):
     wavelength: float = static_field()
     n_medium: float = static_field()
     bandlimit: bool = static_field()
-    remat: bool = static_field()
+    remat: bool | int = static_field()
 
     def __init__(
         self,
@@ -94,7 +116,7 @@ class MultiSlice(Operator):
         n_medium=1.0,
         illumination=None,
         bandlimit=True,
-        remat=False,
+        remat=True,
         input_dtype=None,
     ):
         shape = _field_shape(input_shape, "MultiSlice", min_ndim=3)
@@ -107,7 +129,7 @@ class MultiSlice(Operator):
         self.dz = _positive("dz", dz)
         self.wavelength = _positive("wavelength", wavelength, "same unit as dx")
         self.n_medium = _positive("n_medium", n_medium, "a refractive index")
-        self.bandlimit, self.remat = bool(bandlimit), bool(remat)
+        self.bandlimit, self.remat = bool(bandlimit), _remat(remat)
         dtype, cdtype = _dtypes(input_dtype, default_real())
         if illumination is None:
             illumination = jnp.ones(shape[1:], cdtype)
@@ -139,10 +161,22 @@ class MultiSlice(Operator):
             u = u * jnp.exp(1j * k0dz * dn_k)
             return jnp.fft.ifft2(jnp.fft.fft2(u) * transfer), None
 
-        if self.remat:
-            slice_step = jax.checkpoint(slice_step, prevent_cse=False)
-        u, _ = jax.lax.scan(slice_step, self.illumination.astype(cdtype), dn)
-        return u
+        u = self.illumination.astype(cdtype)
+        if self.remat is False:
+            return jax.lax.scan(slice_step, u, dn)[0]
+        slice_step = jax.checkpoint(slice_step, prevent_cse=False)
+        length = self.remat
+        if length is True or length == 1 or length >= dn.shape[0]:
+            return jax.lax.scan(slice_step, u, dn)[0]
+
+        @functools.partial(jax.checkpoint, prevent_cse=False)
+        def segment(u, dn_segment):
+            return jax.lax.scan(slice_step, u, dn_segment)[0], None
+
+        n_segments, rest = divmod(dn.shape[0], length)
+        head = dn[: n_segments * length].reshape(n_segments, length, *dn.shape[1:])
+        u = jax.lax.scan(segment, u, head)[0]
+        return jax.lax.scan(slice_step, u, dn[n_segments * length :])[0] if rest else u
 
     def slice_propagator(self) -> AngularSpectrum:
         """The :class:`AngularSpectrum` operator over one slice (``dz``), with the background."""

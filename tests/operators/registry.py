@@ -271,12 +271,17 @@ def _(dtype):
     return O.MultiSlice((3, 8, 7), dx=0.2, dz=0.5, wavelength=0.5, n_medium=1.33, input_dtype=dtype)
 
 
-@register("multislice-batch-illumination-remat", NONLINEAR)
+@register("multislice-no-remat", NONLINEAR)
+def _(dtype):
+    return O.MultiSlice((3, 8, 7), 0.2, 0.5, 0.5, 1.33, remat=False, input_dtype=dtype)
+
+
+@register("multislice-batch-illumination-segments", NONLINEAR)
 def _(dtype):
     tilt = np.exp(2j * np.pi * np.arange(8) / 8 * np.array([[0.0], [1.0]]))  # 2 plane waves
     illumination = np.broadcast_to(tilt[:, None, :], (2, 6, 8))
     return O.MultiSlice(
-        (2, 6, 8), 0.25, 0.4, 0.5, illumination=illumination, remat=True, input_dtype=dtype
+        (5, 6, 8), 0.25, 0.4, 0.5, illumination=illumination, remat=2, input_dtype=dtype
     )
 
 
