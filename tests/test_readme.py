@@ -17,7 +17,8 @@ def test_first_shell_block_holds_the_two_setup_commands():
     ]
 
 
-def test_python_examples_run():
+def test_python_examples_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the examples write runs/ (logs and checkpoints)
     code = [body for lang, body in BLOCKS if lang == "python"]
     assert code, "the README has no Python example"
     namespace = {}
