@@ -2,10 +2,11 @@
 
 Write the physics of an imaging system as operator blocks (``calcil.operators``), add priors
 (``calcil.priors``) and data terms (``calcil.losses``) in an ``Objective``, and let gradient
-descent recover the unknowns.
+descent recover the unknowns. ``calcil.phantoms`` has test objects and ``calcil.viz`` plotly
+viewers for 2D, 3D, 4D and complex data.
 """
 
-from calcil import losses, operators, priors, testing
+from calcil import losses, operators, phantoms, priors, testing, viz  # viz loads plotly lazily
 from calcil.objective import Objective
 from calcil.solvers import ConjugateGradient, GradientSolver, Group, ProximalGradient, Result
 
@@ -20,6 +21,8 @@ __all__ = [
     "Result",
     "losses",
     "operators",
+    "phantoms",
     "priors",
     "testing",
+    "viz",
 ]
