@@ -1,4 +1,4 @@
-"""Package-level checks: light import, runnable docstring examples, the demo command."""
+"""Package-level checks: light import, runnable docstring examples."""
 
 import doctest
 import importlib
@@ -9,7 +9,6 @@ import sys
 import pytest
 
 import calcil
-from calcil.__main__ import main
 
 HEAVY = ("plotly", "tensorboardX", "tqdm", "flax", "optax", "scipy")
 
@@ -44,25 +43,3 @@ def test_every_public_operator_has_an_example():
         and ">>>" not in (getattr(O, name).__doc__ or "")
     ]
     assert missing == []
-
-
-def test_demo_prints_a_passing_summary(capsys):
-    assert main(["demo", "--size", "64", "--psf-size", "7"]) == 0
-    out = capsys.readouterr().out
-    assert "64x64" in out and "(ok)" in out and "flux kept 1.0000" in out
-
-
-def test_demo_rejects_a_psf_larger_than_the_image(capsys):
-    with pytest.raises(SystemExit):
-        main(["demo", "--size", "8", "--psf-size", "9"])
-    assert "--psf-size 9 is larger than --size 8" in capsys.readouterr().err
-
-
-def test_demo_as_a_module_command():
-    out = subprocess.run(
-        [sys.executable, "-m", "calcil", "demo", "--size", "32", "--psf-size", "5"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.startswith("calcil demo: blurred a 32x32 image")
