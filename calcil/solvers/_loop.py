@@ -282,8 +282,8 @@ class IterativeSolver:
                 if logger is not None and at_log:
                     logger.scalars(done - 1, last)
                 if bar is not None:
-                    bar.update(stop - bar.n)
                     bar.set_postfix(loss=f"{last['loss/total']:.4g}", refresh=False)
+                    bar.update(stop - bar.n)  # redraws with this chunk's loss
                 if at_log and callbacks:
                     current = state["params"]
                     for cb in callbacks:
