@@ -69,6 +69,24 @@ def inputs() -> Inputs:
     return Inputs()
 
 
+def describe(benchmark, *, group: str, impl: str, size: int, **info) -> None:
+    """Label a row: its group, its impl (``calcil`` or ``jax``), size, versions, extras."""
+    benchmark.group = group
+    benchmark.extra_info.update(
+        impl=impl,
+        size=size,
+        jax_version=jax.__version__,
+        backend=jax.default_backend(),
+        **info,
+    )
+
+
+@pytest.fixture
+def describe_row(benchmark):
+    """:func:`describe` bound to this test's ``benchmark``."""
+    return functools.partial(describe, benchmark)
+
+
 @pytest.fixture
 def run_jitted(benchmark):
     """Time ``fn(*args)`` (a jitted function) under ``benchmark.pedantic``.
@@ -91,14 +109,7 @@ def run_jitted(benchmark):
         share: float = 1.0,
         **info,
     ):
-        benchmark.group = group
-        benchmark.extra_info.update(
-            impl=impl,
-            size=size,
-            jax_version=jax.__version__,
-            backend=jax.default_backend(),
-            **info,
-        )
+        describe(benchmark, group=group, impl=impl, size=size, **info)
         jax.block_until_ready(fn(*args))  # compile outside the timing
 
         def timed():

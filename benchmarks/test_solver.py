@@ -175,23 +175,12 @@ def problem(inputs, tmp_path_factory):
     return Problem(inputs.psf, tmp_path_factory.mktemp("solver-logs"))  # 15x15, sigma 2
 
 
-def _info(benchmark, group, impl, **info):
-    benchmark.group = group
-    benchmark.extra_info.update(
+@pytest.mark.parametrize(("block", "impl"), BLOCKS)
+def test_tvdeconv(benchmark, describe_row, problem, block, impl):
+    describe_row(
+        group="solver-tvdeconv-512",
         impl=impl,
         size=N,
-        jax_version=jax.__version__,
-        backend=jax.default_backend(),
-        **info,
-    )
-
-
-@pytest.mark.parametrize(("block", "impl"), BLOCKS)
-def test_tvdeconv(benchmark, problem, block, impl):
-    _info(
-        benchmark,
-        "solver-tvdeconv-512",
-        impl,
         block=block,
         iterations=ITERATIONS,
         log_every=LOG_EVERY,
@@ -214,8 +203,10 @@ def test_tvdeconv(benchmark, problem, block, impl):
 
 
 @pytest.mark.parametrize(("block", "impl"), COMPILE_BLOCKS)
-def test_compile(benchmark, problem, block, impl):
-    _info(benchmark, "solver-compile-512", impl, block=block, iterations=COMPILE_STEPS)
+def test_compile(benchmark, describe_row, problem, block, impl):
+    describe_row(
+        group="solver-compile-512", impl=impl, size=N, block=block, iterations=COMPILE_STEPS
+    )
     traces = []
 
     def calcil_first_run():

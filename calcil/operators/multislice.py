@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil._struct import static_field
+from calcil.operators._checks import field_shape, positive
 from calcil.operators._dtypes import complex_dtype_of, default_real
 from calcil.operators.base import Operator
 from calcil.operators.propagation import (
@@ -14,8 +15,6 @@ from calcil.operators.propagation import (
     _angular_spectrum_transfer,
     _as_leaf,
     _dtypes,
-    _field_shape,
-    _positive,
 )
 
 __all__ = ["MultiSlice"]
@@ -119,16 +118,16 @@ class MultiSlice(Operator):
         remat=True,
         input_dtype=None,
     ):
-        shape = _field_shape(input_shape, "MultiSlice", min_ndim=3)
+        shape = field_shape(input_shape, "MultiSlice", min_ndim=3)
         if len(shape) != 3:
             raise ValueError(
                 f"MultiSlice needs input_shape (nz, ny, nx), got {shape}: batch volumes with "
                 "jax.vmap."
             )
-        self.dx = _positive("dx", dx)
-        self.dz = _positive("dz", dz)
-        self.wavelength = _positive("wavelength", wavelength, "same unit as dx")
-        self.n_medium = _positive("n_medium", n_medium, "a refractive index")
+        self.dx = positive("dx", dx)
+        self.dz = positive("dz", dz)
+        self.wavelength = positive("wavelength", wavelength, "same unit as dx")
+        self.n_medium = positive("n_medium", n_medium, "a refractive index")
         self.bandlimit, self.remat = bool(bandlimit), _remat(remat)
         dtype, cdtype = _dtypes(input_dtype, default_real())
         if illumination is None:

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil._struct import static_field
+from calcil.operators._checks import field_shape, positive
 from calcil.operators._dtypes import complex_dtype_of, default_complex
 from calcil.operators.base import LinearOperator
 from calcil.operators.convolution import next_fast_len
@@ -35,28 +36,6 @@ _AXES = (-2, -1)
 
 
 # ---------------------------------------------------------------------- argument checks
-def _positive(name, value, unit="same unit as wavelength") -> float:
-    """``value`` as a positive finite float, or a ``ValueError`` naming the argument."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a positive number ({unit}), got {value!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number ({unit}), got {value!r}")
-    return value
-
-
-def _field_shape(input_shape, owner, min_ndim=2) -> tuple[int, ...]:
-    """Validate a field shape ``(..., ny, nx)`` (at least ``min_ndim`` positive sizes)."""
-    shape = tuple(int(n) for n in input_shape)
-    if len(shape) < min_ndim or any(n < 1 for n in shape):
-        raise ValueError(
-            f"{owner} needs input_shape with at least {min_ndim} positive sizes "
-            f"(..., ny, nx), got {shape}"
-        )
-    return shape
-
-
 def _distance(distance, owner):
     """A concrete distance as float64 NumPy (checked), a traced one unchanged."""
     if isinstance(distance, jax.core.Tracer):
@@ -140,10 +119,10 @@ class _TransferPropagator(LinearOperator):
 
     def _setup(self, input_shape, dx, wavelength, distance, n_medium, pad_factor):
         name = type(self).__name__
-        shape = _field_shape(input_shape, name)
-        self.dx = _positive("dx", dx)
-        self.wavelength = _positive("wavelength", wavelength, "same unit as dx")
-        self.n_medium = _positive("n_medium", n_medium, "a refractive index")
+        shape = field_shape(input_shape, name)
+        self.dx = positive("dx", dx)
+        self.wavelength = positive("wavelength", wavelength, "same unit as dx")
+        self.n_medium = positive("n_medium", n_medium, "a refractive index")
         self.pad_factor = float(pad_factor)
         if not self.pad_factor >= 1:
             raise ValueError(f"{name} pad_factor must be >= 1 (1: no padding), got {pad_factor}")
@@ -206,7 +185,7 @@ class _TransferPropagator(LinearOperator):
         """``(ok, detail)``: Nyquist test of the transfer-function phase on each axis."""
         z = float(np.max(np.abs(np.asarray(self.distance, np.float64))))
         if na is not None:
-            _positive("na", na, "a numerical aperture")
+            positive("na", na, "a numerical aperture")
         for axis, n in zip("yx", self.padded_shape, strict=True):
             f = self._band_edge(n) if na is None else na / self.wavelength
             window = n * self.dx
@@ -471,11 +450,11 @@ class Fraunhofer(LinearOperator):
     def __init__(
         self, input_shape, dx, wavelength, distance, n_medium=1.0, phase=False, input_dtype=None
     ):
-        shape = _field_shape(input_shape, "Fraunhofer")
-        self.dx = _positive("dx", dx)
-        self.wavelength = _positive("wavelength", wavelength, "same unit as dx")
-        self.distance = _positive("Fraunhofer distance", distance)
-        self.n_medium = _positive("n_medium", n_medium, "a refractive index")
+        shape = field_shape(input_shape, "Fraunhofer")
+        self.dx = positive("dx", dx)
+        self.wavelength = positive("wavelength", wavelength, "same unit as dx")
+        self.distance = positive("Fraunhofer distance", distance)
+        self.n_medium = positive("n_medium", n_medium, "a refractive index")
         self.phase = bool(phase)
         scale = self.wavelength * self.distance / (self.n_medium * self.dx)
         self.dy_out, self.dx_out = (scale / n for n in shape[-2:])
@@ -515,7 +494,7 @@ class Fraunhofer(LinearOperator):
                 whole field, ``max(ny, nx) * dx`` (conservative).
         """
         width = max(self.input_shape[-2:]) * self.dx if support is None else support
-        width = _positive("support", width, "same unit as dx")
+        width = positive("support", width, "same unit as dx")
         needed = 2 * self.n_medium * width**2 / self.wavelength
         return _warn(
             self.distance >= needed,

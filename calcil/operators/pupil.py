@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil._struct import static_field
+from calcil.operators._checks import field_shape, positive
 from calcil.operators._dtypes import default_complex, is_complex, real_dtype_of
 from calcil.operators.base import LinearOperator
 
@@ -125,30 +126,6 @@ def zernike(j: int, rho, theta) -> jax.Array:
 
 
 # ---------------------------------------------------------------------- argument checks
-def _positive(name, value, unit) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"Pupil {name} must be a positive number ({unit}), got {value!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"Pupil {name} must be a positive finite number ({unit}), got {value!r}")
-    return value
-
-
-def _field_shape(input_shape) -> tuple[int, ...]:
-    try:
-        shape = tuple(int(n) for n in input_shape)
-    except TypeError:
-        raise TypeError(
-            f"Pupil input_shape must be a tuple of ints (..., ny, nx), got {input_shape!r}"
-        ) from None
-    if len(shape) < 2 or any(n < 1 for n in shape):
-        raise ValueError(
-            f"Pupil needs input_shape with at least 2 positive sizes (..., ny, nx), got {shape}"
-        )
-    return shape
-
-
 def _coefficients(zernike, dtype):
     """The Zernike coefficients as a real 1-d array of ``dtype`` (empty for ``None``)."""
     if zernike is None:
@@ -232,10 +209,10 @@ class Pupil(LinearOperator):
     na: float = static_field()
 
     def __init__(self, input_shape, dx, wavelength, na, zernike=None, input_dtype=None):
-        shape = _field_shape(input_shape)
-        self.dx = _positive("dx", dx, "same unit as wavelength")
-        self.wavelength = _positive("wavelength", wavelength, "same unit as dx")
-        self.na = _positive("na", na, "a numerical aperture")
+        shape = field_shape(input_shape, "Pupil")
+        self.dx = positive("dx", dx, "same unit as wavelength", owner="Pupil")
+        self.wavelength = positive("wavelength", wavelength, "same unit as dx", owner="Pupil")
+        self.na = positive("na", na, "a numerical aperture", owner="Pupil")
         dtype = jax.dtypes.canonicalize_dtype(
             default_complex() if input_dtype is None else input_dtype
         )
