@@ -42,6 +42,7 @@ from calcil.operators._dtypes import (
     real_dtype_of,
     restrict,
 )
+from calcil.operators._symbolic import Symbolic
 
 Shape = tuple[int, ...]
 
@@ -112,6 +113,8 @@ class Operator(Struct):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, x) -> jax.Array:
+        if isinstance(x, Symbolic):  # a solver probing the forward model's structure
+            return x.apply(self)
         x = _check_input(self, x, self.input_shape, self.input_dtype)
         y = self.forward(x)
         return y if self.output_dtype is None else restrict(y, self.output_dtype)
@@ -214,8 +217,18 @@ class LinearOperator(Operator):
 
     @property
     def gram(self) -> LinearOperator:
-        """The normal operator ``A^H A``."""
+        """The normal operator ``A^H A`` (operators with cheaper structure override it)."""
         return compose(self.H, self)
+
+    def _residual_form(self) -> tuple[LinearOperator, LinearOperator] | None:
+        """``(B, T)`` with ``||A x - y|| = ||B x - T y||`` for all ``x``, ``y``, or ``None``.
+
+        For ``A = U B`` with ``U`` unitary, ``T = U^H``: a least-squares data term can then be
+        evaluated as ``0.5 ||B x - T y||^2`` with ``T y`` computed once, and its gradient
+        ``B^H (B x - T y) = A^H A x - A^H y`` costs ``B`` and ``B^H`` only (a circular
+        convolution: one FFT pair instead of two). ``None`` when no such form saves work.
+        """
+        return None
 
     def norm(self, key=None, iterations: int = 100) -> jax.Array:
         """Spectral norm ``||A||_2`` (largest singular value) by power iteration on ``A^H A``.
@@ -301,6 +314,15 @@ class Adjoint(LinearOperator):
     def H(self):
         return self.operator
 
+    def _residual_form(self):
+        # The adjoint of a unitary U (form (I, U^H)) is unitary with form (I, U).
+        from calcil.operators.elementwise import Identity
+
+        form = self.operator._residual_form()
+        if form is None or not isinstance(form[0], Identity):
+            return None
+        return Identity(self.input_shape, self.input_dtype), self.operator
+
     def __repr__(self):
         return f"({self.operator!r}).H"
 
@@ -358,6 +380,33 @@ class LinearComposition(Composition, LinearOperator):
     def adjoint(self, y):
         z = restrict(self.outer.H(y), self.inner.output_dtype)
         return self.inner.H(z)
+
+    @property
+    def gram(self):
+        """``inner^H (outer^H outer) inner`` with the outer Gram's structure; ``inner^H inner``
+        when the outer operator is unitary."""
+        from calcil.operators.elementwise import Identity
+
+        outer = self.outer.gram
+        if isinstance(outer, Identity):
+            return self.inner.gram
+        return compose(self.inner.H, compose(outer, self.inner))
+
+    def _residual_form(self):
+        # ||U B_o inner x - y|| = ||B_o inner x - T_o y||; a unitary outer (B_o = I) passes the
+        # question on to inner.
+        from calcil.operators.elementwise import Identity
+
+        form = self.outer._residual_form()
+        if form is None:
+            return None
+        b_outer, t_outer = form
+        if isinstance(b_outer, Identity) and self.inner.output_dtype == self.outer.input_dtype:
+            inner = self.inner._residual_form()
+            if inner is None:
+                return self.inner, t_outer
+            return inner[0], compose(inner[1], t_outer)
+        return compose(b_outer, self.inner), t_outer
 
 
 class Sum(Operator):
@@ -432,6 +481,15 @@ class LinearScaled(Scaled, LinearOperator):
     def adjoint(self, y):
         z = restrict(jnp.conj(self.scalar) * y, self.operator.output_dtype)
         return self.operator.H(z)
+
+    @property
+    def gram(self):
+        """``|c|^2 A^H A`` with the structure of ``A``'s Gram."""
+        return scale(jnp.abs(self.scalar) ** 2, self.operator.gram)
+
+    def _residual_form(self):
+        form = self.operator._residual_form()
+        return None if form is None else (scale(self.scalar, form[0]), form[1])
 
 
 class Linearization(LinearOperator):

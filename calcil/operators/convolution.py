@@ -1,7 +1,10 @@
 """FFT-based convolution with a fixed (or traced) kernel."""
 
+import math
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from calcil._struct import static_field
 from calcil.operators._dtypes import inexact_or_default, is_complex
@@ -186,5 +189,61 @@ class Convolve(LinearOperator):
         treedef = jax.tree_util.tree_structure(self)
         return jax.tree_util.tree_unflatten(treedef, [spectrum.astype(self.spectrum.dtype)])
 
+    def _residual_form(self):
+        """For circular mode ``A = F^{-1} K F``: ``||A x - y|| = ||K F x - F y||`` (Parseval).
+
+        ``F`` is the unitary DFT over ``axes``; with ``rfftn`` (real data) the half spectrum
+        is weighted so that its norm is the full spectrum's.
+        """
+        if self.mode != "circular" or self.output_shape != self.input_shape:
+            return None
+        weights = _parseval_weights(self.fft_shape, self.real, self.spectrum.ndim, self.axes)
+        weights = weights.astype(jnp.finfo(self.spectrum.dtype).dtype)
+        b = _WeightedSpectrum(weights * self.spectrum, self)
+        t = _WeightedSpectrum(weights, self, self.output_dtype)
+        return b, t
+
     def _repr_fields(self):
         return {"kernel_shape": self.kernel_shape, "mode": self.mode, "axes": self.axes}
+
+
+def _parseval_weights(fft_shape, real, ndim, axes):
+    """``s`` with ``sum |x|^2 = sum |s X|^2`` for ``X`` the (r)fftn of ``x`` over ``axes``.
+
+    Full spectrum: ``s = 1/sqrt(N)``. Half spectrum (``rfftn``): the bins whose mirror image
+    is not stored (all but 0 and ``L/2`` on the last axis) count twice.
+    """
+    n = math.prod(fft_shape)
+    if not real:
+        return jnp.full((), 1 / math.sqrt(n))
+    length = fft_shape[-1]
+    twice = np.full(length // 2 + 1, 2.0)
+    twice[0] = 1.0
+    if length % 2 == 0:
+        twice[-1] = 1.0
+    shape = [1] * ndim
+    shape[axes[-1]] = twice.size
+    return jnp.asarray(np.sqrt(twice / n).reshape(shape))
+
+
+class _WeightedSpectrum(LinearOperator):
+    """``x -> w * F x`` with ``F`` the (r)fftn of a :class:`Convolve`'s axes and size.
+
+    The factor ``B`` (and ``T``) of :meth:`Convolve._residual_form`; its adjoint comes from
+    autodiff.
+    """
+
+    weights: jax.Array
+    axes: tuple[int, ...] = static_field()
+    fft_shape: tuple[int, ...] = static_field()
+    real: bool = static_field()
+
+    def __init__(self, weights, conv: Convolve, input_dtype=None):
+        self.weights = weights
+        self.axes, self.fft_shape, self.real = conv.axes, conv.fft_shape, conv.real
+        dtype = conv.input_dtype if input_dtype is None else input_dtype
+        super().__init__(conv.input_shape, dtype)
+
+    def forward(self, x):
+        fn = jnp.fft.rfftn if self.real else jnp.fft.fftn
+        return self.weights * fn(x, s=self.fft_shape, axes=self.axes)

@@ -76,6 +76,13 @@ class Diagonal(LinearOperator):
     def adjoint(self, y):
         return sum_to_shape(jnp.conj(self.weights) * y, self.input_shape)
 
+    @property
+    def gram(self):
+        """``A^H A = Diagonal(sum |w|^2)``, summed over the axes ``w`` broadcasts to."""
+        out_shape = np.broadcast_shapes(self.input_shape, self.weights.shape)
+        w2 = jnp.broadcast_to(jnp.abs(self.weights) ** 2, out_shape)
+        return Diagonal(sum_to_shape(w2, self.input_shape), self.input_shape, self.input_dtype)
+
 
 class Intensity(Operator):
     """Nonlinear ``|u|^2``, the intensity a camera records from a complex field ``u``.

@@ -1,5 +1,7 @@
 """The discrete Fourier transform as a linear operator."""
 
+import math
+
 import jax.numpy as jnp
 
 from calcil._struct import static_field
@@ -65,6 +67,23 @@ class FFT(LinearOperator):
 
     @property
     def gram(self):
-        if self.normalization == "ortho":
-            return Identity(self.input_shape, self.input_dtype)
-        return super().gram
+        """``F^H F = c^2 I``: the identity for ``norm="ortho"``, ``N I`` or ``I / N`` otherwise."""
+        c = self._unitary_scale()
+        eye = Identity(self.input_shape, self.input_dtype)
+        return eye if c == 1 else c * c * eye
+
+    def _residual_form(self):
+        # F = c U with U unitary: ||F x - y|| = ||c x - U^H y||, U^H = F^H / c. On real inputs
+        # U is not onto (the residual keeps a part outside its range): no such form.
+        if not jnp.issubdtype(self.input_dtype, jnp.complexfloating):
+            return None
+        c = self._unitary_scale()
+        eye = Identity(self.input_shape, self.input_dtype)
+        return (eye, self.H) if c == 1 else (c * eye, (1 / c) * self.H)
+
+    def _unitary_scale(self) -> float:
+        """``c`` in ``F = c U`` with ``U`` unitary."""
+        n = math.prod(self.input_shape[a] for a in self.axes)
+        return {"ortho": 1.0, "backward": math.sqrt(n), "forward": 1 / math.sqrt(n)}[
+            self.normalization
+        ]

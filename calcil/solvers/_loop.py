@@ -116,8 +116,9 @@ class IterativeSolver:
         self.traces = 0  # how often a chunk was traced (compiled): for tests and benchmarks
 
     # ------------------------------------------------------------------ subclass hooks
-    def _prepare(self, init, data, batch_size, key) -> tuple[Any, Any]:
-        """Validate; return ``(plan, inner)``: hashable static choices and the initial state."""
+    def _prepare(self, init, data, batch_size, key) -> tuple[Any, Any, Any]:
+        """Validate; return ``(plan, inner, data)``: hashable static choices, the initial
+        state, and the data the steps see (``data`` itself, or what was precomputed from it)."""
         raise NotImplementedError
 
     def _step(self, plan, params, inner, step, data, report) -> tuple[Any, Any, dict]:
@@ -206,7 +207,7 @@ class IterativeSolver:
             log_dir = check_writable(log_dir)  # before any compiling
         device = _single_device(devices)
 
-        plan, inner = self._prepare(init, data, batch_size, key)
+        plan, inner, data = self._prepare(init, data, batch_size, key)
         params = jax.tree_util.tree_map(jnp.array, init)  # a copy: the caller's arrays stay
         state = {"params": params, "inner": inner, "step": jnp.zeros((), jnp.int32)}
         history: dict[str, list[np.ndarray]] = {}

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from calcil.objective import Objective, select
 from calcil.solvers import _common as C
+from calcil.solvers import _gram
 from calcil.solvers._loop import IterativeSolver
 
 __all__ = ["ConjugateGradient"]
@@ -18,6 +19,7 @@ __all__ = ["ConjugateGradient"]
 @dataclasses.dataclass(frozen=True)
 class _Plan:
     treedef: Any
+    fast: _gram.FastPath | None = None
 
 
 class ConjugateGradient(IterativeSolver):
@@ -44,6 +46,8 @@ class ConjugateGradient(IterativeSolver):
 
     Args:
         objective: the :class:`~calcil.Objective`; anything not quadratic is a ``ValueError``.
+        fast_path: the Gram fast path for an ``L2`` loss of a linear forward model, as in
+            :class:`~calcil.GradientSolver` (``solver.fast_path_info`` after ``run``).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -57,8 +61,10 @@ class ConjugateGradient(IterativeSolver):
         [1.0, 2.0]
     """
 
-    def __init__(self, objective: Objective):
+    def __init__(self, objective: Objective, fast_path: bool = True):
         super().__init__()
+        self.fast_path = bool(fast_path)
+        self.fast_path_info: str | None = None
         if not isinstance(objective, Objective):
             raise TypeError(f"ConjugateGradient needs a cc.Objective, got {objective!r}")
         what = (
@@ -95,16 +101,18 @@ class ConjugateGradient(IterativeSolver):
                 f"{C.affine_tolerance(leaves):.1g}). Use cc.ProximalGradient or "
                 "cc.GradientSolver for nonlinear models."
             )
+        fast, data = _gram.resolve(self, init, data, batch_size)
         real = C.real_dtype(leaves)
         inner = {"p": [jnp.zeros_like(x) for x in leaves], "rs": jnp.zeros((), real)}
-        return _Plan(treedef), inner
+        return _Plan(treedef, fast), inner, data
 
     def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef
         objective = self.objective
 
         def total(leaves):
-            return objective(jax.tree_util.tree_unflatten(treedef, leaves), data)
+            params = jax.tree_util.tree_unflatten(treedef, leaves)
+            return _gram.evaluate(objective, plan.fast, params, data)
 
         def gradient(leaves):
             (value, terms), g = jax.value_and_grad(total, has_aux=True)(leaves)

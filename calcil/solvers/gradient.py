@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from calcil.objective import Objective, leaf_paths
+from calcil.solvers import _gram
 from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers.groups import Group, match_groups
 
@@ -51,6 +52,7 @@ class _Plan:
     indices: tuple[tuple[int, ...], ...]
     batch_size: int | None
     n_data: int | None
+    fast: _gram.FastPath | None = None
 
 
 class GradientSolver(IterativeSolver):
@@ -61,6 +63,12 @@ class GradientSolver(IterativeSolver):
         groups: ``{pattern: cc.Group(...)}``; patterns are globs over the '/'-joined parameter
             paths, and every variable needs exactly one group.
         optimizer: shortcut for one group over all variables (an optax transformation).
+        fast_path: evaluate an ``L2`` loss of a linear forward model ``A(params[path])`` as
+            ``0.5 ||B x - T y||^2`` when ``A = U B`` with ``U`` unitary (circular
+            ``Convolve``, unitary ``FFT``, their compositions and multiples): ``T y`` is
+            computed once and a step costs one FFT pair instead of two. Same values and
+            gradients up to rounding; ``False`` always differentiates through ``forward``.
+            After ``run``, ``solver.fast_path_info`` says whether it applied and why.
 
     Every step evaluates the objective and its gradient at the current parameters and hands
     each group's gradient (the conjugate for complex variables, i.e. the steepest-ascent
@@ -84,8 +92,11 @@ class GradientSolver(IterativeSolver):
         objective: Objective,
         groups: Mapping[str, Group] | None = None,
         optimizer=None,
+        fast_path: bool = True,
     ):
         super().__init__()
+        self.fast_path = bool(fast_path)
+        self.fast_path_info: str | None = None
         if not isinstance(objective, Objective):
             raise TypeError(f"GradientSolver needs a cc.Objective, got {objective!r}")
         if (groups is None) == (optimizer is None):
@@ -112,6 +123,7 @@ class GradientSolver(IterativeSolver):
             for pattern in self.groups
         )
         n_data = _check_batching(data, batch_size)
+        fast, data = _gram.resolve(self, init, data, batch_size)
         leaves, treedef = jax.tree_util.tree_flatten(init)
         leaves = [jnp.asarray(x) for x in leaves]
         opt, accum, count = [], [], []
@@ -128,14 +140,15 @@ class GradientSolver(IterativeSolver):
             "updates": count,
             "rng": jax.random.key(0) if key is None else key,
         }
-        return _Plan(treedef, indices, batch_size, n_data), inner
+        return _Plan(treedef, indices, batch_size, n_data, fast), inner, data
 
     def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef
         objective = self.objective
 
         def total(leaves, batch):
-            return objective(jax.tree_util.tree_unflatten(treedef, leaves), batch)
+            params = jax.tree_util.tree_unflatten(treedef, leaves)
+            return _gram.evaluate(objective, plan.fast, params, batch)
 
         if plan.batch_size is None:
             batch = data

@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from calcil.objective import Objective
 from calcil.solvers import _common as C
+from calcil.solvers import _gram
 from calcil.solvers._loop import IterativeSolver
 
 __all__ = ["ProximalGradient"]
@@ -24,6 +25,7 @@ class _Plan:
     treedef: Any
     prox: tuple[str | None, ...]
     backtracking: bool
+    fast: _gram.FastPath | None = None
 
 
 class ProximalGradient(IterativeSolver):
@@ -77,6 +79,8 @@ class ProximalGradient(IterativeSolver):
             backtracking, which corrects the estimate, at most 10 are used).
         max_backtracks: halvings of the step per iteration at most.
         growth: factor on the previous step tried first when backtracking.
+        fast_path: the Gram fast path for an ``L2`` loss of a linear forward model, as in
+            :class:`~calcil.GradientSolver` (``solver.fast_path_info`` after ``run``).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -99,8 +103,11 @@ class ProximalGradient(IterativeSolver):
         power_iterations: int = 100,
         max_backtracks: int = 30,
         growth: float = 1.25,
+        fast_path: bool = True,
     ):
         super().__init__()
+        self.fast_path = bool(fast_path)
+        self.fast_path_info: str | None = None
         if not isinstance(objective, Objective):
             raise TypeError(f"ProximalGradient needs a cc.Objective, got {objective!r}")
         if step is not None and not step > 0:
@@ -123,19 +130,19 @@ class ProximalGradient(IterativeSolver):
         self.accelerated, self.restart = bool(accelerated), bool(restart)
         self.power_iterations, self.max_backtracks = power_iterations, max_backtracks
         self.growth = float(growth)
-        self._lipschitz = jax.jit(self._lipschitz_impl, static_argnums=(0, 1))
+        self._lipschitz = jax.jit(self._lipschitz_impl, static_argnums=(0, 1, 2))
 
     # ------------------------------------------------------------------ pieces
-    def _smooth(self, treedef, leaves, data):
+    def _smooth(self, treedef, fast, leaves, data):
         """The data term ``f``."""
         params = jax.tree_util.tree_unflatten(treedef, leaves)
-        return self.objective.loss(self.objective.forward(params, data), data)
+        return _gram.data_term(self.objective, fast, params, data)
 
-    def _lipschitz_impl(self, treedef, iterations, leaves, data, v0):
+    def _lipschitz_impl(self, treedef, fast, iterations, leaves, data, v0):
         """Largest eigenvalue of the Hessian of ``f`` at ``leaves``, by power iteration."""
 
         def gradient(ls):
-            return C.conj(jax.grad(self._smooth, argnums=1)(treedef, ls, data))
+            return C.conj(jax.grad(self._smooth, argnums=2)(treedef, fast, ls, data))
 
         _, hvp = jax.linearize(gradient, leaves)
 
@@ -175,13 +182,14 @@ class ProximalGradient(IterativeSolver):
             if not backtracking:
                 defect = C.affine_defect(self.objective.forward, treedef, leaves, data)
                 backtracking = not defect <= C.affine_tolerance(leaves)
+        fast, data = _gram.resolve(self, init, data, batch_size)
         real = C.real_dtype(leaves)
         if self.step is not None:
             s = jnp.asarray(self.step, real)
         else:
             iterations = min(self.power_iterations, 10) if backtracking else self.power_iterations
             v0 = C.random_like(leaves)
-            lip = self._lipschitz(treedef, iterations, leaves, data, v0).astype(real)
+            lip = self._lipschitz(treedef, fast, iterations, leaves, data, v0).astype(real)
             s = jnp.where(jnp.isfinite(lip) & (lip > 0), 1 / (SAFETY * lip), 1).astype(real)
         if backtracking:  # the first iteration tries growth * step_size: exactly s
             s = (s / self.growth).astype(real)
@@ -191,7 +199,7 @@ class ProximalGradient(IterativeSolver):
             "step_size": s,
             "value_prev": jnp.full((), jnp.inf, real),
         }
-        return _Plan(treedef, prox, bool(backtracking)), inner
+        return _Plan(treedef, prox, bool(backtracking), fast), inner, data
 
     def _search(self, plan, f, point, s0):
         """Backtracking from ``point``: ``(s, z, backtracks, ok)``, halving ``s`` from ``s0``.
@@ -234,7 +242,7 @@ class ProximalGradient(IterativeSolver):
 
     def _step(self, plan, params, inner, step, data, report):
         x = jax.tree_util.tree_leaves(params)
-        value, terms = self.objective(params, data)
+        value, terms = _gram.evaluate(self.objective, plan.fast, params, data)
         t = inner["t"]
         if self.restart:
             t = jnp.where(value > inner["value_prev"], jnp.ones_like(t), t)
@@ -246,7 +254,7 @@ class ProximalGradient(IterativeSolver):
         y = C.axpy(beta, [a - b for a, b in zip(x, inner["x_prev"], strict=True)], x)
 
         def f(leaves):
-            return self._smooth(plan.treedef, leaves, data)
+            return self._smooth(plan.treedef, plan.fast, leaves, data)
 
         outputs = {"loss/total": value, **terms}
         if plan.backtracking:
