@@ -64,6 +64,33 @@ class Inputs:
     complex_image = staticmethod(complex_image)
 
 
+def memory_info(fn, args) -> dict:
+    """The compiled program's memory (bytes) from XLA's ``memory_analysis()``.
+
+    ``peak_bytes = argument + output + temp - alias``: what the executable holds at once
+    (XLA's own ``peak_memory_in_bytes`` is not used: on CPU it misses the temporaries), with
+    the parts in ``argument_bytes``, ``output_bytes``, ``temp_bytes``, ``alias_bytes``. ``fn``
+    is a ``jax.jit``-compiled function; compiling it here again costs one compilation.
+    """
+    stats = fn.lower(*args).compile().memory_analysis()
+    parts = {
+        "argument_bytes": int(stats.argument_size_in_bytes),
+        "output_bytes": int(stats.output_size_in_bytes),
+        "temp_bytes": int(stats.temp_size_in_bytes),
+        "alias_bytes": int(stats.alias_size_in_bytes),
+    }
+    peak = parts["argument_bytes"] + parts["output_bytes"] + parts["temp_bytes"]
+    return {"peak_bytes": peak - parts["alias_bytes"], **parts}
+
+
+def device_memory_info() -> dict:
+    """``peak_bytes_in_use`` (process-wide) and ``bytes_in_use`` where the device has them
+    (GPU; ``memory_stats()`` is ``None`` on CPU)."""
+    stats = jax.devices()[0].memory_stats() or {}
+    keys = ("peak_bytes_in_use", "bytes_in_use")
+    return {f"device_{key}": int(stats[key]) for key in keys if key in stats}
+
+
 @pytest.fixture(scope="session")
 def inputs() -> Inputs:
     return Inputs()

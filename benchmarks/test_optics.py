@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import device_memory_info, memory_info
 
 import calcil as cc
 
@@ -96,27 +97,6 @@ def _ms_blocks():
         for b in range(MS_BLOCKS[n]):
             for impl in MS_ORDERS[b % len(MS_ORDERS)]:
                 yield n, b, impl
-
-
-# ---------------------------------------------------------------------- memory
-def memory_info(fn, args) -> dict:
-    """The compiled program's memory (bytes) from XLA's ``memory_analysis()``."""
-    stats = fn.lower(*args).compile().memory_analysis()
-    parts = {
-        "argument_bytes": int(stats.argument_size_in_bytes),
-        "output_bytes": int(stats.output_size_in_bytes),
-        "temp_bytes": int(stats.temp_size_in_bytes),
-        "alias_bytes": int(stats.alias_size_in_bytes),
-    }
-    peak = parts["argument_bytes"] + parts["output_bytes"] + parts["temp_bytes"]
-    return {"peak_bytes": peak - parts["alias_bytes"], **parts}
-
-
-def device_memory_info() -> dict:
-    """``peak_bytes_in_use`` (process-wide) and ``bytes_in_use`` where the device has them."""
-    stats = jax.devices()[0].memory_stats() or {}
-    keys = ("peak_bytes_in_use", "bytes_in_use")
-    return {f"device_{key}": int(stats[key]) for key in keys if key in stats}
 
 
 # ---------------------------------------------------------------------- transfer functions
