@@ -89,11 +89,14 @@ def find(objective, init, data, batch_size):
     return FastPath(out.index, f"loss/{loss.name}", description), fast_data
 
 
-def resolve(solver, init, data, batch_size):
+def resolve(solver, init, data, batch_size, axis=None):
     """``(FastPath or None, the data the steps see)`` for a solver with a ``fast_path`` flag;
     records the outcome in ``solver.fast_path_info``."""
     if not solver.fast_path:
         solver.fast_path_info = "not used: fast_path=False"
+        return None, data
+    if axis is not None:
+        solver.fast_path_info = "not used: a sharded run evaluates the data terms per device"
         return None, data
     fast, found = find(solver.objective, init, data, batch_size)
     if fast is None:
@@ -111,19 +114,35 @@ def terms(fast: FastPath, leaves, fast_data) -> dict:
     return {fast.term: (fast_data["scale"] * value).astype(value.dtype)}
 
 
-def evaluate(objective, fast: FastPath | None, params, batch):
-    """``objective(params, batch)``, the data term from the fast path when there is one."""
-    if fast is None:
+def _loss_terms(objective, fast, params, batch, axis):
+    if fast is not None:
+        return terms(fast, jax.tree_util.tree_leaves(params), batch)
+    loss_terms = objective.loss_terms(params, batch)
+    if axis is None:
+        return loss_terms
+    from calcil.solvers._sharding import reduce_loss_terms
+
+    return {
+        f"loss/{k}": v
+        for k, v in reduce_loss_terms(
+            objective.loss, {k[len("loss/") :]: v for k, v in loss_terms.items()}, axis
+        ).items()
+    }
+
+
+def evaluate(objective, fast: FastPath | None, params, batch, axis=None):
+    """``objective(params, batch)``: the data term from the fast path when there is one, and
+    reduced over the devices along ``axis`` in a sharded run."""
+    if fast is None and axis is None:
         return objective(params, batch)
-    leaves = jax.tree_util.tree_leaves(params)
-    all_terms = {**terms(fast, leaves, batch), **objective.prior_terms(params)}
+    loss_terms = _loss_terms(objective, fast, params, batch, axis)
+    all_terms = {**loss_terms, **objective.prior_terms(params)}
     zero = jnp.zeros((), jnp.result_type(*all_terms.values()))
     return sum(all_terms.values(), zero), all_terms
 
 
-def data_term(objective, fast: FastPath | None, params, batch):
+def data_term(objective, fast: FastPath | None, params, batch, axis=None):
     """The data term alone (the smooth part for FISTA)."""
-    if fast is None:
+    if fast is None and axis is None:
         return objective.loss(objective.forward(params, batch), batch)
-    (value,) = terms(fast, jax.tree_util.tree_leaves(params), batch).values()
-    return value
+    return sum(_loss_terms(objective, fast, params, batch, axis).values())

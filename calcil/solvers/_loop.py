@@ -28,6 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from calcil.solvers import _sharding
+
 __all__ = ["IterativeSolver", "Result"]
 
 RUN_ARGS_DOC = """
@@ -55,7 +57,12 @@ RUN_ARGS_DOC = """
                 (relative) between two log points.
             max_time: stop as ``"max_time"`` after this many seconds (checked at log points).
             progress: show a tqdm progress bar when the output is a terminal or a notebook.
-            devices: run on these devices (a list of one ``jax.Device``).
+            devices: run on these devices (a list of ``jax.Device``): one device runs there;
+                several split the leading (measurement) axis of every ``data`` leaf evenly
+                over them (``jax.shard_map``; parameters replicated, data terms and
+                gradients reduced over the devices), which equals the single-device run up
+                to rounding. After ``jax.distributed.initialize()``, ``jax.devices()``
+                spans all processes, each passing its own block of measurements.
 
         Returns:
             :class:`~calcil.Result`.
@@ -116,9 +123,14 @@ class IterativeSolver:
         self.traces = 0  # how often a chunk was traced (compiled): for tests and benchmarks
 
     # ------------------------------------------------------------------ subclass hooks
-    def _prepare(self, init, data, batch_size, key) -> tuple[Any, Any, Any]:
+    def _prepare(self, init, data, batch_size, key, axis) -> tuple[Any, Any, Any]:
         """Validate; return ``(plan, inner, data)``: hashable static choices, the initial
-        state, and the data the steps see (``data`` itself, or what was precomputed from it)."""
+        state, and the data the steps see (``data`` itself, or what was precomputed from it).
+
+        ``axis`` is ``None`` on one device; on several it names the mesh axis the data is
+        split over, and ``_step`` sees this device's rows and must reduce its data terms
+        over ``axis`` (:func:`calcil.solvers._sharding.reduce_loss_terms`).
+        """
         raise NotImplementedError
 
     def _step(self, plan, params, inner, step, data, report) -> tuple[Any, Any, dict]:
@@ -131,8 +143,8 @@ class IterativeSolver:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ the compiled chunk
-    def _chunk(self, plan, length: int) -> Callable:
-        key = (plan, length)
+    def _chunk(self, plan, length: int, mesh=None) -> Callable:
+        key = (plan, length, mesh)
         if key not in self._compiled:
 
             def chunk(state, data):
@@ -147,6 +159,8 @@ class IterativeSolver:
                 reports = jnp.arange(length) == length - 1
                 return jax.lax.scan(body, state, reports)
 
+            if mesh is not None:
+                chunk = _sharding.shard_chunk(chunk, mesh)
             self._compiled[key] = jax.jit(chunk)
         return self._compiled[key]
 
@@ -205,22 +219,29 @@ class IterativeSolver:
             from calcil.logging import check_writable
 
             log_dir = check_writable(log_dir)  # before any compiling
-        device = _single_device(devices)
+        mesh, device = _sharding.make_mesh(devices)
+        axis = None
+        if mesh is not None:
+            _sharding.check_data(data, mesh, batch_size)
+            data, axis = _sharding.place_data(data, mesh), _sharding.AXIS
+        writer = jax.process_index() == 0  # several processes: one writes the files
 
-        plan, inner, data = self._prepare(init, data, batch_size, key)
+        plan, inner, data = self._prepare(init, data, batch_size, key, axis)
         params = jax.tree_util.tree_map(jnp.array, init)  # a copy: the caller's arrays stay
         state = {"params": params, "inner": inner, "step": jnp.zeros((), jnp.int32)}
         history: dict[str, list[np.ndarray]] = {}
         ckpt_dir = None if log_dir is None else Path(log_dir) / "checkpoints"
         if ckpt_dir is not None:
             state, history = self._restore(ckpt_dir, state, resume, checkpoint_every)
-        if device is not None:
+        if mesh is not None:
+            state = _sharding.place_state(state, mesh)
+        elif device is not None:
             state, data = jax.device_put((state, data), device)
         else:
             data = jax.device_put(data)
 
         logger = None
-        if log_dir is not None:
+        if log_dir is not None and writer:
             from calcil.logging import TensorBoardLogger
 
             logger = TensorBoardLogger(log_dir)
@@ -250,7 +271,7 @@ class IterativeSolver:
                 )
                 tic = time.perf_counter()
                 chunk_input = state
-                state, outputs = self._chunk(plan, stop - done)(state, data)
+                state, outputs = self._chunk(plan, stop - done, mesh)(state, data)
                 outputs = jax.device_get(outputs)  # the one transfer per chunk
                 rate = (stop - done) / max(time.perf_counter() - tic, 1e-9)
                 values = np.asarray(outputs["loss/total"])
@@ -272,7 +293,7 @@ class IterativeSolver:
                         "a finite objective. Lower the learning rate, or check the forward "
                         "model for log, sqrt or division at zero."
                     )
-                    state = self._last_finite(plan, data, chunk_input, int(bad[0]), previous)
+                    state = self._last_finite(plan, mesh, data, chunk_input, int(bad[0]), previous)
                     done += int(bad[0])
                     break
                 previous = (chunk_input, stop - done)
@@ -289,10 +310,18 @@ class IterativeSolver:
                     current = state["params"]
                     for cb in callbacks:
                         cb(done, current, last)
-                if images and (done % (image_every or log_every) == 0 or done == iterations):
+                if (
+                    logger is not None
+                    and images
+                    and (done % (image_every or log_every) == 0 or done == iterations)
+                ):
                     current = state["params"]
                     logger.images(done, {n: fn(current) for n, fn in images.items()})
-                if checkpoint_every and (done % checkpoint_every == 0 or done == iterations):
+                if (
+                    checkpoint_every
+                    and writer
+                    and (done % checkpoint_every == 0 or done == iterations)
+                ):
                     self._save(ckpt_dir, done, state, history, keep_checkpoints)
                 if at_log and tol is not None:
                     ref = last_logged if last_logged is not None else values[0]
@@ -306,7 +335,7 @@ class IterativeSolver:
                 if max_time is not None and time.perf_counter() - t0 > max_time:
                     status, message = "max_time", f"stopped after {max_time} s at step {done}"
                     break
-            if checkpoint_every and status in ("converged", "max_time"):
+            if checkpoint_every and writer and status in ("converged", "max_time"):
                 self._save(ckpt_dir, done, state, history, keep_checkpoints)
         finally:
             if bar is not None:
@@ -319,7 +348,7 @@ class IterativeSolver:
         hist = {k: np.concatenate(v) if v else np.zeros(0) for k, v in history.items()}
         return Result(final, hist, status, done, message)
 
-    def _last_finite(self, plan, data, chunk_input, bad, previous):
+    def _last_finite(self, plan, mesh, data, chunk_input, bad, previous):
         """The state whose parameters are the last with a finite objective, by replay.
 
         ``bad`` is the index in the chunk of the first non-finite objective: the parameters
@@ -332,7 +361,7 @@ class IterativeSolver:
             start, steps = previous[0], previous[1] - 1
         else:  # the initial (or resumed) parameters: nothing earlier to return
             start, steps = chunk_input, 0
-        state = self._chunk(plan, steps)(start, data)[0] if steps else start
+        state = self._chunk(plan, steps, mesh)(start, data)[0] if steps else start
         return {**state, "step": chunk_input["step"] + bad}
 
     # ------------------------------------------------------------------ checkpoints
@@ -372,16 +401,3 @@ def _append(history, outputs, done, n, rate):
     for name, v in outputs.items():
         history.setdefault(name, []).append(np.asarray(v)[:n])
     history.setdefault("perf/steps_per_second", []).append(np.full(n, rate))
-
-
-def _single_device(devices):
-    if devices is None:
-        return None
-    devices = list(devices) if not isinstance(devices, jax.Device) else [devices]
-    if len(devices) != 1:
-        raise ValueError(
-            f"devices={devices!r}: running one reconstruction over several devices (sharding "
-            "the measurement axis) is not available yet; pass a single device, e.g. "
-            "devices=[jax.devices()[0]]."
-        )
-    return devices[0]

@@ -20,6 +20,7 @@ __all__ = ["ConjugateGradient"]
 class _Plan:
     treedef: Any
     fast: _gram.FastPath | None = None
+    axis: str | None = None
 
 
 class ConjugateGradient(IterativeSolver):
@@ -86,7 +87,7 @@ class ConjugateGradient(IterativeSolver):
                 )
         self.objective = objective
 
-    def _prepare(self, init, data, batch_size, key):
+    def _prepare(self, init, data, batch_size, key, axis=None):
         name = "ConjugateGradient"
         C.reject_batches(name, batch_size, "CG's conjugate directions belong to one fixed system")
         leaves, treedef = C.flatten_params(name, init)
@@ -101,10 +102,10 @@ class ConjugateGradient(IterativeSolver):
                 f"{C.affine_tolerance(leaves):.1g}). Use cc.ProximalGradient or "
                 "cc.GradientSolver for nonlinear models."
             )
-        fast, data = _gram.resolve(self, init, data, batch_size)
+        fast, data = _gram.resolve(self, init, data, batch_size, axis)
         real = C.real_dtype(leaves)
         inner = {"p": [jnp.zeros_like(x) for x in leaves], "rs": jnp.zeros((), real)}
-        return _Plan(treedef, fast), inner, data
+        return _Plan(treedef, fast, axis), inner, data
 
     def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef
@@ -112,7 +113,7 @@ class ConjugateGradient(IterativeSolver):
 
         def total(leaves):
             params = jax.tree_util.tree_unflatten(treedef, leaves)
-            return _gram.evaluate(objective, plan.fast, params, data)
+            return _gram.evaluate(objective, plan.fast, params, data, plan.axis)
 
         def gradient(leaves):
             (value, terms), g = jax.value_and_grad(total, has_aux=True)(leaves)

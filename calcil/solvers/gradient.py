@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from calcil.objective import Objective, leaf_paths
-from calcil.solvers import _gram
+from calcil.solvers import _gram, _sharding
 from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers.groups import Group, match_groups
 
@@ -27,12 +27,18 @@ def _conj(tree):
     return jax.tree_util.tree_map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, tree)
 
 
-def _sample(data, key, step, batch_size, n):
-    """Mini-batch ``step`` of shuffled epochs: a fresh permutation of ``n`` per epoch."""
+def _sample(data, key, step, batch_size, n, axis=None):
+    """Mini-batch ``step`` of shuffled epochs: a fresh permutation of ``n`` per epoch.
+
+    Sharded over ``axis``, every device draws the same indices and receives its block of the
+    batch (:func:`calcil.solvers._sharding.sample`).
+    """
     per_epoch = n // batch_size
     epoch, slot = step // per_epoch, step % per_epoch
     perm = jax.random.permutation(jax.random.fold_in(key, epoch), n)
     idx = jax.lax.dynamic_slice(perm, (slot * batch_size,), (batch_size,))
+    if axis is not None:
+        return _sharding.sample(data, idx, axis)
     return jax.tree_util.tree_map(lambda a: jnp.take(a, idx, axis=0), data)
 
 
@@ -53,6 +59,7 @@ class _Plan:
     batch_size: int | None
     n_data: int | None
     fast: _gram.FastPath | None = None
+    axis: str | None = None
 
 
 class GradientSolver(IterativeSolver):
@@ -115,7 +122,7 @@ class GradientSolver(IterativeSolver):
         self._labels = {pattern: group_label(pattern) for pattern in self.groups}
 
     # ------------------------------------------------------------------ hooks
-    def _prepare(self, init, data, batch_size, key):
+    def _prepare(self, init, data, batch_size, key, axis=None):
         assignment = match_groups(init, self.groups)
         paths = list(assignment)
         indices = tuple(
@@ -123,7 +130,7 @@ class GradientSolver(IterativeSolver):
             for pattern in self.groups
         )
         n_data = _check_batching(data, batch_size)
-        fast, data = _gram.resolve(self, init, data, batch_size)
+        fast, data = _gram.resolve(self, init, data, batch_size, axis)
         leaves, treedef = jax.tree_util.tree_flatten(init)
         leaves = [jnp.asarray(x) for x in leaves]
         opt, accum, count = [], [], []
@@ -140,7 +147,7 @@ class GradientSolver(IterativeSolver):
             "updates": count,
             "rng": jax.random.key(0) if key is None else key,
         }
-        return _Plan(treedef, indices, batch_size, n_data, fast), inner, data
+        return _Plan(treedef, indices, batch_size, n_data, fast, axis), inner, data
 
     def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef
@@ -148,12 +155,12 @@ class GradientSolver(IterativeSolver):
 
         def total(leaves, batch):
             params = jax.tree_util.tree_unflatten(treedef, leaves)
-            return _gram.evaluate(objective, plan.fast, params, batch)
+            return _gram.evaluate(objective, plan.fast, params, batch, plan.axis)
 
         if plan.batch_size is None:
             batch = data
         else:
-            batch = _sample(data, inner["rng"], step, plan.batch_size, plan.n_data)
+            batch = _sample(data, inner["rng"], step, plan.batch_size, plan.n_data, plan.axis)
         leaves = jax.tree_util.tree_leaves(params)
         (value, terms), grads = jax.value_and_grad(total, has_aux=True)(leaves, batch)
         grads = _conj(grads)  # complex variables descend along conj(grad)

@@ -26,6 +26,7 @@ class _Plan:
     prox: tuple[str | None, ...]
     backtracking: bool
     fast: _gram.FastPath | None = None
+    axis: str | None = None
 
 
 class ProximalGradient(IterativeSolver):
@@ -133,10 +134,10 @@ class ProximalGradient(IterativeSolver):
         self._lipschitz = jax.jit(self._lipschitz_impl, static_argnums=(0, 1, 2))
 
     # ------------------------------------------------------------------ pieces
-    def _smooth(self, treedef, fast, leaves, data):
+    def _smooth(self, treedef, fast, leaves, data, axis=None):
         """The data term ``f``."""
         params = jax.tree_util.tree_unflatten(treedef, leaves)
-        return _gram.data_term(self.objective, fast, params, data)
+        return _gram.data_term(self.objective, fast, params, data, axis)
 
     def _lipschitz_impl(self, treedef, fast, iterations, leaves, data, v0):
         """Largest eigenvalue of the Hessian of ``f`` at ``leaves``, by power iteration."""
@@ -164,7 +165,7 @@ class ProximalGradient(IterativeSolver):
         return out
 
     # ------------------------------------------------------------------ hooks
-    def _prepare(self, init, data, batch_size, key):
+    def _prepare(self, init, data, batch_size, key, axis=None):
         name = "ProximalGradient"
         C.reject_batches(name, batch_size, "FISTA's momentum and step assume the full objective")
         leaves, treedef = C.flatten_params(name, init)
@@ -182,14 +183,14 @@ class ProximalGradient(IterativeSolver):
             if not backtracking:
                 defect = C.affine_defect(self.objective.forward, treedef, leaves, data)
                 backtracking = not defect <= C.affine_tolerance(leaves)
-        fast, data = _gram.resolve(self, init, data, batch_size)
+        fast, fast_data = _gram.resolve(self, init, data, batch_size, axis)
         real = C.real_dtype(leaves)
         if self.step is not None:
             s = jnp.asarray(self.step, real)
         else:
             iterations = min(self.power_iterations, 10) if backtracking else self.power_iterations
             v0 = C.random_like(leaves)
-            lip = self._lipschitz(treedef, fast, iterations, leaves, data, v0).astype(real)
+            lip = self._lipschitz(treedef, fast, iterations, leaves, fast_data, v0).astype(real)
             s = jnp.where(jnp.isfinite(lip) & (lip > 0), 1 / (SAFETY * lip), 1).astype(real)
         if backtracking:  # the first iteration tries growth * step_size: exactly s
             s = (s / self.growth).astype(real)
@@ -199,7 +200,7 @@ class ProximalGradient(IterativeSolver):
             "step_size": s,
             "value_prev": jnp.full((), jnp.inf, real),
         }
-        return _Plan(treedef, prox, bool(backtracking), fast), inner, data
+        return _Plan(treedef, prox, bool(backtracking), fast, axis), inner, fast_data
 
     def _search(self, plan, f, point, s0):
         """Backtracking from ``point``: ``(s, z, backtracks, ok)``, halving ``s`` from ``s0``.
@@ -242,7 +243,7 @@ class ProximalGradient(IterativeSolver):
 
     def _step(self, plan, params, inner, step, data, report):
         x = jax.tree_util.tree_leaves(params)
-        value, terms = _gram.evaluate(self.objective, plan.fast, params, data)
+        value, terms = _gram.evaluate(self.objective, plan.fast, params, data, plan.axis)
         t = inner["t"]
         if self.restart:
             t = jnp.where(value > inner["value_prev"], jnp.ones_like(t), t)
@@ -254,7 +255,7 @@ class ProximalGradient(IterativeSolver):
         y = C.axpy(beta, [a - b for a, b in zip(x, inner["x_prev"], strict=True)], x)
 
         def f(leaves):
-            return self._smooth(plan.treedef, plan.fast, leaves, data)
+            return self._smooth(plan.treedef, plan.fast, leaves, data, plan.axis)
 
         outputs = {"loss/total": value, **terms}
         if plan.backtracking:

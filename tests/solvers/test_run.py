@@ -143,7 +143,7 @@ def test_unwritable_log_dir_fails_before_compiling(tmp_path):
         ({"images": {"x": lambda p: p["x"]}}, "images need log_dir"),
         ({"log_every": 0}, "log_every must be a positive integer"),
         ({"checkpoint_every": 2.5, "log_dir": "."}, "checkpoint_every must be a positive"),
-        ({"devices": [jax.devices()[0]] * 2}, "several devices"),
+        ({"devices": [jax.devices()[0]] * 2}, "lists a device twice"),
     ],
 )
 def test_run_configuration_errors(kwargs, match):
