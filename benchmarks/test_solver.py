@@ -35,7 +35,6 @@ Before timing, the final ``x`` and the loss histories of calcil and the hand-wri
 checked to agree, so both sides solve the same problem.
 """
 
-import itertools
 import os
 import time
 
@@ -44,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import memory_info
 
 import calcil as cc
 
@@ -56,10 +56,14 @@ EPS = 1e-3  # TV smoothing
 LR = 1e-2
 NOISE = 0.01
 
-IMPLS = ("calcil", "calcil-logging", "jax")
-# One block per order of the three impls: each runs first, second and third twice.
-BLOCKS = [(b, impl) for b, order in enumerate(itertools.permutations(IMPLS)) for impl in order]
-ROUNDS_PER_BLOCK = 3  # x6 blocks = 18 timed 300-step runs per impl at CALCIL_BENCH_ROUNDS=1
+IMPLS = ("calcil", "calcil-logging", "calcil-autodiff", "jax")
+# Four blocks, the impls rotated: each runs first, second, third and fourth once.
+BLOCKS = [(b, IMPLS[(b + i) % len(IMPLS)]) for b in range(len(IMPLS)) for i in range(len(IMPLS))]
+ROUNDS_PER_BLOCK = 4  # x4 blocks = 16 timed 300-step runs per impl at CALCIL_BENCH_ROUNDS=1
+# The larger problem: 2048^2 (the camera upsampled 4x), fewer steps, calcil and jax.
+N_LARGE = 2048
+ITERATIONS_LARGE = int(os.environ.get("CALCIL_BENCH_LARGE_ITERATIONS", "50"))
+LARGE_BLOCKS = [(b, impl) for b in range(2) for impl in (("calcil", "jax"), ("jax", "calcil"))[b]]
 # Compile latency: 3 alternating blocks (calcil, jax, jax, calcil, calcil, jax) of one round.
 COMPILE_BLOCKS = [(0, "calcil"), (0, "jax"), (1, "jax"), (1, "calcil"), (2, "calcil"), (2, "jax")]
 
@@ -112,56 +116,67 @@ def make_objective(A):
     )
 
 
-def make_solver(A):
-    return cc.GradientSolver(make_objective(A), optimizer=optax.adam(LR))
+def make_solver(A, fast_path=True):
+    return cc.GradientSolver(make_objective(A), optimizer=optax.adam(LR), fast_path=fast_path)
 
 
 # ---------------------------------------------------------------------- the problem
 class Problem:
     """The deconvolution problem, both warmed-up implementations, checked to agree."""
 
-    def __init__(self, psf, log_root):
+    def __init__(self, psf, log_root, n=N, iterations=ITERATIONS):
         import skimage.data
 
-        self.x_true = jnp.asarray(skimage.data.camera().astype(np.float32) / 255.0)
-        assert self.x_true.shape == (N, N)
-        self.A = cc.operators.Convolve(psf, (N, N), mode="circular")
-        noise = jax.random.normal(jax.random.key(1), (N, N), jnp.float32)
+        camera = skimage.data.camera().astype(np.float32) / 255.0
+        self.x_true = jnp.asarray(np.kron(camera, np.ones((n // N, n // N), np.float32)))
+        assert self.x_true.shape == (n, n)
+        self.n, self.iterations = n, iterations
+        self.A = cc.operators.Convolve(psf, (n, n), mode="circular")
+        noise = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
         self.y = self.A(self.x_true) + NOISE * noise
-        self.x0 = jnp.zeros((N, N), jnp.float32)
-        self.K = _circular_spectrum(psf, (N, N))
+        self.x0 = jnp.zeros((n, n), jnp.float32)
+        self.K = _circular_spectrum(psf, (n, n))
         self.log_root = log_root
         self.log_runs = 0
 
-        self.hand = make_hand_solve(ITERATIONS)
+        self.hand = make_hand_solve(iterations)
         x_jax, losses_jax = jax.block_until_ready(self.hand(self.x0, self.K, self.y))
         self.solver = make_solver(self.A)
+        self.autodiff = make_solver(self.A, fast_path=False)
         result = self.run_calcil()  # compiles the 50-step chunk
         assert self.solver.traces == 1, self.solver.traces
+        assert self.solver.fast_path_info.startswith("loss/l2 = 0.5 ||B x - T y||^2")
         self.run_calcil(log=True)  # warms the TensorBoard writer too
+        self.run_calcil(autodiff=True)
 
         # Honest comparison: the two solve the same problem, step by step.
-        assert result.status == "max_iterations" and result.steps == ITERATIONS
+        assert result.status == "max_iterations" and result.steps == iterations
         x_cc, x_ref = np.asarray(result.params["x"]), np.asarray(x_jax)
         scale = float(np.abs(x_ref).max())
         np.testing.assert_allclose(x_cc, x_ref, rtol=1e-3, atol=1e-3 * scale)
         np.testing.assert_allclose(result.history["loss/total"], losses_jax, rtol=1e-3)
-        # ... and the problem is a real one: the reconstruction beats the blurred data.
+        # ... and the problem is a real one: the reconstruction beats the blurred data (after
+        # 300 steps; the short large run is only checked to make progress).
         err = float(jnp.linalg.norm(x_jax - self.x_true))
-        assert err < float(jnp.linalg.norm(self.y - self.x_true)), err
+        if iterations >= ITERATIONS:
+            assert err < float(jnp.linalg.norm(self.y - self.x_true)), err
+        assert losses_jax[-1] < 0.5 * losses_jax[0], (losses_jax[0], losses_jax[-1])
+        self.peak = {"jax": _peak(self.hand, (self.x0, self.K, self.y))}
+        for impl, solver in (("calcil", self.solver), ("calcil-autodiff", self.autodiff)):
+            self.peak[impl] = _peak(*_chunk_and_args(solver, self.x0, self.y))
 
     def run_jax(self):
         return jax.block_until_ready(self.hand(self.x0, self.K, self.y))
 
-    def run_calcil(self, log=False):
+    def run_calcil(self, log=False, autodiff=False):
         log_dir = None
         if log:  # a fresh directory per run: creating the event file is part of the cost
             self.log_runs += 1
             log_dir = self.log_root / f"run-{self.log_runs}"
-        result = self.solver.run(
+        result = (self.autodiff if autodiff else self.solver).run(
             {"x": self.x0},
             {"y": self.y},
-            iterations=ITERATIONS,
+            iterations=self.iterations,
             log_every=LOG_EVERY,
             log_dir=log_dir,
             progress=False,
@@ -170,9 +185,27 @@ class Problem:
         return result
 
 
+def _peak(fn, args) -> int:
+    """Peak bytes of the compiled program (XLA's memory analysis)."""
+    return memory_info(fn, args)["peak_bytes"]
+
+
+def _chunk_and_args(solver, x0, y):
+    """The solver's compiled chunk and its arguments (state and the data it sees)."""
+    (chunk,) = solver._compiled.values()
+    _, inner, data = solver._prepare({"x": x0}, {"y": y}, None, None, None)
+    state = {"params": {"x": x0}, "inner": inner, "step": jnp.zeros((), jnp.int32)}
+    return chunk, (state, data)
+
+
 @pytest.fixture(scope="module")
 def problem(inputs, tmp_path_factory):
     return Problem(inputs.psf, tmp_path_factory.mktemp("solver-logs"))  # 15x15, sigma 2
+
+
+@pytest.fixture(scope="module")
+def large_problem(inputs, tmp_path_factory):
+    return Problem(inputs.psf, tmp_path_factory.mktemp("large"), N_LARGE, ITERATIONS_LARGE)
 
 
 @pytest.mark.parametrize(("block", "impl"), BLOCKS)
@@ -186,20 +219,40 @@ def test_tvdeconv(benchmark, describe_row, problem, block, impl):
         log_every=LOG_EVERY,
         optimizer="adam(1e-2)",
     )
+    _time_solver(benchmark, problem, impl, ROUNDS_PER_BLOCK)
+
+
+def _time_solver(benchmark, problem, impl, rounds):
     if impl == "jax":
         fn = problem.run_jax
     else:
-        log = impl == "calcil-logging"
+        log, autodiff = impl == "calcil-logging", impl == "calcil-autodiff"
 
         def fn():
-            return problem.run_calcil(log=log)
+            return problem.run_calcil(log=log, autodiff=autodiff)
 
-    benchmark.pedantic(fn, rounds=_scaled(ROUNDS_PER_BLOCK), warmup_rounds=0, iterations=1)
+    benchmark.pedantic(fn, rounds=_scaled(rounds), warmup_rounds=0, iterations=1)
     if impl != "jax":
         # The timed runs reused the chunk compiled in the warm-up: no retracing.
         assert problem.solver.traces == 1, problem.solver.traces
     median = benchmark.stats.stats.median
-    benchmark.extra_info["per_iteration_ms"] = 1e3 * median / ITERATIONS
+    benchmark.extra_info["per_iteration_ms"] = 1e3 * median / problem.iterations
+    benchmark.extra_info["iterations_per_second"] = problem.iterations / median
+    benchmark.extra_info["peak_bytes"] = problem.peak.get(impl, problem.peak["calcil"])
+
+
+@pytest.mark.parametrize(("block", "impl"), LARGE_BLOCKS)
+def test_tvdeconv_large(benchmark, describe_row, large_problem, block, impl):
+    describe_row(
+        group=f"solver-tvdeconv-{N_LARGE}",
+        impl=impl,
+        size=N_LARGE,
+        block=block,
+        iterations=ITERATIONS_LARGE,
+        log_every=LOG_EVERY,
+        optimizer="adam(1e-2)",
+    )
+    _time_solver(benchmark, large_problem, impl, 2)
 
 
 @pytest.mark.parametrize(("block", "impl"), COMPILE_BLOCKS)
