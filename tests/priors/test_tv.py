@@ -206,6 +206,70 @@ def test_gradient_finite_on_constant_image():
         np.testing.assert_array_equal(g, np.zeros_like(g))  # 0 is a subgradient at a minimum
 
 
+def np_subgradient(x, axes, isotropic, eps):
+    """``D^T w`` with ``w = D x / r`` (``r`` the pixel norm, or ``|D_a x|`` anisotropic) and
+    ``w = 0`` where ``r == 0``: the gradient away from kinks, the minimal-norm choice at them."""
+    d = np_grad(x, axes)
+    if isotropic:
+        r = np.sqrt((np.abs(d) ** 2).sum(axis=0, keepdims=True) + eps**2)
+    else:
+        r = np.abs(d)
+    w = np.divide(d, r, out=np.zeros_like(d), where=r > 0)
+    return np_grad_adjoint(w, axes)
+
+
+FLAT_CASES = [
+    pytest.param(TV(), (6, 7), False, id="2d-iso"),
+    pytest.param(TV(), (5, 6), True, id="2d-iso-complex"),
+    pytest.param(TV(eps=0.1), (6, 7), True, id="2d-eps-complex"),
+    pytest.param(TV(isotropic=False), (6, 7), False, id="2d-aniso"),
+    pytest.param(TV(isotropic=False), (5, 6), True, id="2d-aniso-complex"),
+    pytest.param(TV(), (4, 5, 6), False, id="3d-iso"),
+    pytest.param(TV(axes=(0, 2), isotropic=False), (4, 5, 6), True, id="3d-axes02-aniso"),
+]
+
+
+@pytest.mark.parametrize("tv, shape, complex_", FLAT_CASES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gradient_on_piecewise_constant_images_matches_numpy(tv, shape, complex_, dtype):
+    """Rounded values: most differences are exactly 0, where the gradient must take the
+    subgradient 0 per pixel (isotropic) or per difference (anisotropic), not NaN."""
+    rng = np.random.default_rng(7)
+    x = np.round(1.5 * randn(rng, shape, complex_))
+    axes = tuple(range(x.ndim)) if tv.axes is None else tv.axes
+    want = np_subgradient(x, axes, tv.isotropic, tv.eps if tv.isotropic else 0.0)
+    ctype = {"float32": "complex64", "float64": "complex128"}[dtype]
+    with jax.enable_x64(dtype == "float64"):
+        got = np.asarray(_grad(tv, jnp.asarray(x, ctype if complex_ else dtype)))
+    assert got.dtype == (ctype if complex_ else dtype)
+    got = np.conj(got) if complex_ else got
+    tol = 1e-6 if dtype == "float32" else 1e-13
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("complex_", [False, True], ids=["real", "complex"])
+def test_second_derivative_matches_finite_differences_of_the_gradient(complex_):
+    """``jax.jvp`` of the gradient (what CG's ``jax.linearize`` uses) against central
+    differences of the gradient along a random direction."""
+    rng = np.random.default_rng(5)
+    x, v = randn(rng, (4, 5, 3), complex_), randn(rng, (4, 5, 3), complex_)
+    tv, h = TV(eps=0.3), 1e-6
+    with jax.enable_x64(True):
+        grad = jax.grad(tv)
+        _, got = jax.jvp(grad, (jnp.asarray(x),), (jnp.asarray(v),))
+        want = (grad(jnp.asarray(x + h * v)) - grad(jnp.asarray(x - h * v))) / (2 * h)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-8)
+
+
+def test_gradient_under_vmap_and_jit_matches_one_at_a_time():
+    rng = np.random.default_rng(6)
+    xs = jnp.asarray(randn(rng, (3, 8, 9)))
+    for tv in (TV(), TV(isotropic=False), TV(eps=0.1, axes=(1,))):
+        batched = jax.jit(jax.vmap(jax.grad(tv)))(xs)
+        for x, g in zip(xs, batched, strict=True):
+            np.testing.assert_allclose(g, _grad(tv, x), rtol=1e-6, atol=1e-6)
+
+
 # ---------------------------------------------------------------------------- prox
 
 PROX_CASES = [
