@@ -255,15 +255,23 @@ def build_finite_difference(n: int):
 
 
 # ---------------------------------------------------------------------- benchmarks
-def _run(benchmark, run_jitted, built, *, family, n, ndim, rounds, rep, impl):
+# (group prefix, ndim, rounds per block by edge length) of each family
+CONVOLVE_2D = ("scaling-convolve2d-fwdadj", 2, ROUNDS_2D)
+TV_2D = ("scaling-tv2d-value-grad", 2, ROUNDS_2D)
+CONVOLVE_3D = ("scaling-convolve3d-fwdadj", 3, ROUNDS_3D)
+FINITE_DIFFERENCE_3D = ("scaling-finitediff3d-fwdadj", 3, ROUNDS_FD3D)
+
+
+def _run(benchmark, run_jitted, built, family, n, rep, impl):
+    name, ndim, rounds = family
     fn, args, memory = built[impl]
     run_jitted(
         fn,
         args,
-        group=f"{family}-{n}",
+        group=f"{name}-{n}",
         impl=impl,
         size=n,
-        rounds=_scaled(rounds),
+        rounds=_scaled(rounds[n]),
         rep=rep,
         ndim=ndim,
         elements=n**ndim,
@@ -275,63 +283,19 @@ def _run(benchmark, run_jitted, built, *, family, n, ndim, rounds, rep, impl):
 
 @pytest.mark.parametrize(("n", "rep", "impl"), list(_blocks(SIZES_2D, FFT_IMPLS, CYCLES["2d"])))
 def test_convolve2d(benchmark, run_jitted, inputs, n, rep, impl):
-    built = build_convolve(2, n, inputs)
-    _run(
-        benchmark,
-        run_jitted,
-        built,
-        family="scaling-convolve2d-fwdadj",
-        n=n,
-        ndim=2,
-        rounds=ROUNDS_2D[n],
-        rep=rep,
-        impl=impl,
-    )
+    _run(benchmark, run_jitted, build_convolve(2, n, inputs), CONVOLVE_2D, n, rep, impl)
 
 
 @pytest.mark.parametrize(("n", "rep", "impl"), list(_blocks(SIZES_2D, PAIR_IMPLS, CYCLES["2d"])))
 def test_tv2d(benchmark, run_jitted, inputs, n, rep, impl):
-    built = build_tv(n, inputs)
-    _run(
-        benchmark,
-        run_jitted,
-        built,
-        family="scaling-tv2d-value-grad",
-        n=n,
-        ndim=2,
-        rounds=ROUNDS_2D[n],
-        rep=rep,
-        impl=impl,
-    )
+    _run(benchmark, run_jitted, build_tv(n, inputs), TV_2D, n, rep, impl)
 
 
 @pytest.mark.parametrize(("n", "rep", "impl"), list(_blocks(SIZES_3D, FFT_IMPLS, CYCLES["3d"])))
 def test_convolve3d(benchmark, run_jitted, inputs, n, rep, impl):
-    built = build_convolve(3, n, inputs)
-    _run(
-        benchmark,
-        run_jitted,
-        built,
-        family="scaling-convolve3d-fwdadj",
-        n=n,
-        ndim=3,
-        rounds=ROUNDS_3D[n],
-        rep=rep,
-        impl=impl,
-    )
+    _run(benchmark, run_jitted, build_convolve(3, n, inputs), CONVOLVE_3D, n, rep, impl)
 
 
 @pytest.mark.parametrize(("n", "rep", "impl"), list(_blocks(SIZES_3D, PAIR_IMPLS, CYCLES["3d"])))
 def test_finitediff3d(benchmark, run_jitted, n, rep, impl):
-    built = build_finite_difference(n)
-    _run(
-        benchmark,
-        run_jitted,
-        built,
-        family="scaling-finitediff3d-fwdadj",
-        n=n,
-        ndim=3,
-        rounds=ROUNDS_FD3D[n],
-        rep=rep,
-        impl=impl,
-    )
+    _run(benchmark, run_jitted, build_finite_difference(n), FINITE_DIFFERENCE_3D, n, rep, impl)
