@@ -22,11 +22,19 @@ import numpy as np
 import pytest
 
 
+def scaled_rounds(rounds: int, minimum: int = 3) -> int:
+    """``rounds`` scaled by ``CALCIL_BENCH_ROUNDS``, at least ``minimum``."""
+    return max(minimum, round(rounds * float(os.environ.get("CALCIL_BENCH_ROUNDS", "1"))))
+
+
 def _rounds_for(size: int) -> int:
     """Timed rounds per benchmark: many for small (fast, noisy) problems, fewer for large."""
-    base = 400 if size <= 512 else 100 if size <= 1024 else 60
-    scale = float(os.environ.get("CALCIL_BENCH_ROUNDS", "1"))
-    return max(3, round(base * scale))
+    return scaled_rounds(400 if size <= 512 else 100 if size <= 1024 else 60)
+
+
+def device_kind() -> str:
+    """The first device's kind (``extra_info["device"]``), e.g. ``"cpu"`` or ``"NVIDIA H100"``."""
+    return str(jax.devices()[0].device_kind)
 
 
 def gaussian_psf(size: int = 15, sigma: float = 2.0) -> jax.Array:
@@ -34,6 +42,14 @@ def gaussian_psf(size: int = 15, sigma: float = 2.0) -> jax.Array:
     r = np.arange(size) - size // 2
     g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
     return jnp.asarray(g / g.sum(), dtype=jnp.float32)
+
+
+def circular_spectrum(kernel, shape) -> jax.Array:
+    """The hand-written side's kernel spectrum: ``rfftn`` of ``kernel`` zero-padded to
+    ``shape`` with its centre (``k // 2`` per axis) rolled to index 0."""
+    padded = jnp.pad(kernel, [(0, n - k) for n, k in zip(shape, kernel.shape, strict=True)])
+    axes = tuple(range(kernel.ndim))
+    return jnp.fft.rfftn(jnp.roll(padded, [-(k // 2) for k in kernel.shape], axes), axes=axes)
 
 
 @functools.cache

@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 import scipy.fft
 import scipy.signal
+from conftest import circular_spectrum
 
 import calcil as cc
 
@@ -53,11 +54,6 @@ def _calcil_adjoint(op, y):
 
 
 # ---------------------------------------------------------------------- hand-written side
-def _circular_spectrum(psf, shape):
-    """rfft2 of the PSF zero-padded to ``shape`` with its centre rolled to index 0."""
-    k0, k1 = psf.shape
-    padded = jnp.pad(psf, ((0, shape[0] - k0), (0, shape[1] - k1)))
-    return jnp.fft.rfft2(jnp.roll(padded, (-(k0 // 2), -(k1 // 2)), axis=(0, 1)))
 
 
 @jax.jit
@@ -121,7 +117,7 @@ def build(case: str, size: int, direction: str, inputs):
     real_image, complex_image = inputs.real_image, inputs.complex_image
     if case == "convolve-circular":
         op = cc.operators.Convolve(psf, (n, n), mode="circular")
-        K = _circular_spectrum(psf, (n, n))
+        K = circular_spectrum(psf, (n, n))
         x = real_image(n)
         fn = _circular_forward if direction == "forward" else _circular_adjoint
         jax_side = (fn, (K, x))
@@ -144,7 +140,7 @@ def build(case: str, size: int, direction: str, inputs):
             @ cc.operators.Convolve(psf, (m, m), mode="circular")
             @ cc.operators.Pad((n, n), p)
         )
-        K = _circular_spectrum(psf, (m, m))
+        K = circular_spectrum(psf, (m, m))
         x = real_image(n)
         fn = _chain_forward if direction == "forward" else _chain_adjoint
         jax_side = (functools.partial(fn, p=p), (K, x))

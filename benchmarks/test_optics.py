@@ -43,13 +43,12 @@ cost of segments alone.
 import functools
 import itertools
 import math
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import device_memory_info, memory_info
+from conftest import device_kind, device_memory_info, memory_info, scaled_rounds
 
 import calcil as cc
 
@@ -79,10 +78,6 @@ MS_IMPLS = ("calcil", "calcil-segments", "jax")
 MS_ORDERS = list(itertools.permutations(MS_IMPLS))
 MS_BLOCKS = {128: 6, 256: 12}
 MS_ROUNDS = {128: 10, 256: 3}
-
-
-def _scaled(rounds: int) -> int:
-    return max(3, round(rounds * float(os.environ.get("CALCIL_BENCH_ROUNDS", "1"))))
 
 
 def _as_blocks():
@@ -229,8 +224,6 @@ def build_multislice(n: int):
 
 
 # ---------------------------------------------------------------------- benchmarks
-def _device() -> str:
-    return str(jax.devices()[0].device_kind)
 
 
 @pytest.mark.parametrize(("n", "rep", "impl"), list(_as_blocks()))
@@ -242,9 +235,9 @@ def test_angular_spectrum(benchmark, run_jitted, inputs, n, rep, impl):
         group=f"angular-spectrum-fwd-adj-{n}",
         impl=impl,
         size=n,
-        rounds=_scaled(AS_ROUNDS[n]),
+        rounds=scaled_rounds(AS_ROUNDS[n]),
         rep=rep,
-        device=_device(),
+        device=device_kind(),
         **memory,
     )
     benchmark.extra_info.update(device_memory_info())
@@ -259,9 +252,9 @@ def test_multislice(benchmark, run_jitted, n, rep, impl):
         group=f"multislice-value-grad-{n}",
         impl=impl,
         size=n,
-        rounds=_scaled(MS_ROUNDS[n]),
+        rounds=scaled_rounds(MS_ROUNDS[n]),
         rep=rep,
-        device=_device(),
+        device=device_kind(),
         **memory,
     )
     benchmark.extra_info.update(device_memory_info())

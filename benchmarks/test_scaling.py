@@ -45,14 +45,13 @@ least 3). The whole file takes about 3 minutes on 2 CPU cores.
 
 import functools
 import itertools
-import os
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.ndimage
-from conftest import device_memory_info, memory_info
+from conftest import circular_spectrum, device_kind, device_memory_info, memory_info, scaled_rounds
 
 import calcil as cc
 
@@ -76,10 +75,6 @@ FFT_IMPLS = ("calcil", "jax", "fft-pair")
 PAIR_IMPLS = ("calcil", "jax")
 
 
-def _scaled(rounds: int) -> int:
-    return max(3, round(rounds * float(os.environ.get("CALCIL_BENCH_ROUNDS", "1"))))
-
-
 def _blocks(sizes, impls, cycles):
     """``(n, block, impl)`` in run order: for each size, ``cycles[n]`` (default 1) times
     through the orders of ``impls`` (all 6 orders of three impls; both orders of a pair,
@@ -91,10 +86,6 @@ def _blocks(sizes, impls, cycles):
         for b in range(cycles.get(n, 1) * len(orders)):
             for impl in orders[b % len(orders)]:
                 yield n, b, impl
-
-
-def _device() -> str:
-    return str(jax.devices()[0].device_kind)
 
 
 def _check(ours, theirs, rtol=1e-4, atol_scale=1e-5):
@@ -120,11 +111,6 @@ def _calcil_value_grad(prior, x):
 
 
 # ---------------------------------------------------------------------- hand-written side
-def _circular_spectrum(kernel, shape):
-    """``rfftn`` of the kernel zero-padded to ``shape`` with its centre rolled to index 0."""
-    padded = jnp.pad(kernel, [(0, n - k) for n, k in zip(shape, kernel.shape, strict=True)])
-    axes = tuple(range(kernel.ndim))
-    return jnp.fft.rfftn(jnp.roll(padded, [-(k // 2) for k in kernel.shape], axes), axes=axes)
 
 
 @jax.jit
@@ -214,7 +200,7 @@ def build_convolve(ndim: int, n: int, inputs):
         kernel, x = _gaussian_3d(), _volume(n)
     shape = (n,) * ndim
     op = cc.operators.Convolve(kernel, shape, mode="circular")
-    K = _circular_spectrum(kernel, shape)
+    K = circular_spectrum(kernel, shape)
     sides = {
         "calcil": (_calcil_fwd_adj, (op, x)),
         "jax": (_jax_convolve_fwd_adj, (K, x)),
@@ -271,11 +257,11 @@ def _run(benchmark, run_jitted, built, family, n, rep, impl):
         group=f"{name}-{n}",
         impl=impl,
         size=n,
-        rounds=_scaled(rounds[n]),
+        rounds=scaled_rounds(rounds[n]),
         rep=rep,
         ndim=ndim,
         elements=n**ndim,
-        device=_device(),
+        device=device_kind(),
         **memory,
     )
     benchmark.extra_info.update(device_memory_info())

@@ -43,7 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import memory_info
+from conftest import circular_spectrum, memory_info, scaled_rounds
 
 import calcil as cc
 
@@ -68,16 +68,7 @@ LARGE_BLOCKS = [(b, impl) for b in range(2) for impl in (("calcil", "jax"), ("ja
 COMPILE_BLOCKS = [(0, "calcil"), (0, "jax"), (1, "jax"), (1, "calcil"), (2, "calcil"), (2, "jax")]
 
 
-def _scaled(rounds: int) -> int:
-    return max(1, round(rounds * float(os.environ.get("CALCIL_BENCH_ROUNDS", "1"))))
-
-
 # ---------------------------------------------------------------------- hand-written side
-def _circular_spectrum(psf, shape):
-    """rfft2 of the PSF zero-padded to ``shape`` with its centre rolled to index 0."""
-    k0, k1 = psf.shape
-    padded = jnp.pad(psf, ((0, shape[0] - k0), (0, shape[1] - k1)))
-    return jnp.fft.rfft2(jnp.roll(padded, (-(k0 // 2), -(k1 // 2)), axis=(0, 1)))
 
 
 def make_hand_solve(iterations: int):
@@ -135,7 +126,7 @@ class Problem:
         noise = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
         self.y = self.A(self.x_true) + NOISE * noise
         self.x0 = jnp.zeros((n, n), jnp.float32)
-        self.K = _circular_spectrum(psf, (n, n))
+        self.K = circular_spectrum(psf, (n, n))
         self.log_root = log_root
         self.log_runs = 0
 
@@ -210,19 +201,25 @@ def large_problem(inputs, tmp_path_factory):
 
 @pytest.mark.parametrize(("block", "impl"), BLOCKS)
 def test_tvdeconv(benchmark, describe_row, problem, block, impl):
+    _time_solver(benchmark, describe_row, problem, block, impl, ROUNDS_PER_BLOCK)
+
+
+@pytest.mark.parametrize(("block", "impl"), LARGE_BLOCKS)
+def test_tvdeconv_large(benchmark, describe_row, large_problem, block, impl):
+    _time_solver(benchmark, describe_row, large_problem, block, impl, 2)
+
+
+def _time_solver(benchmark, describe_row, problem, block, impl, rounds):
+    """Label the row ``solver-tvdeconv-<n>`` and time ``rounds`` whole runs of ``impl``."""
     describe_row(
-        group="solver-tvdeconv-512",
+        group=f"solver-tvdeconv-{problem.n}",
         impl=impl,
-        size=N,
+        size=problem.n,
         block=block,
-        iterations=ITERATIONS,
+        iterations=problem.iterations,
         log_every=LOG_EVERY,
         optimizer="adam(1e-2)",
     )
-    _time_solver(benchmark, problem, impl, ROUNDS_PER_BLOCK)
-
-
-def _time_solver(benchmark, problem, impl, rounds):
     if impl == "jax":
         fn = problem.run_jax
     else:
@@ -231,7 +228,7 @@ def _time_solver(benchmark, problem, impl, rounds):
         def fn():
             return problem.run_calcil(log=log, autodiff=autodiff)
 
-    benchmark.pedantic(fn, rounds=_scaled(rounds), warmup_rounds=0, iterations=1)
+    benchmark.pedantic(fn, rounds=scaled_rounds(rounds, minimum=1), warmup_rounds=0, iterations=1)
     if impl != "jax":
         # The timed runs reused the chunk compiled in the warm-up: no retracing.
         assert problem.solver.traces == 1, problem.solver.traces
@@ -239,20 +236,6 @@ def _time_solver(benchmark, problem, impl, rounds):
     benchmark.extra_info["per_iteration_ms"] = 1e3 * median / problem.iterations
     benchmark.extra_info["iterations_per_second"] = problem.iterations / median
     benchmark.extra_info["peak_bytes"] = problem.peak.get(impl, problem.peak["calcil"])
-
-
-@pytest.mark.parametrize(("block", "impl"), LARGE_BLOCKS)
-def test_tvdeconv_large(benchmark, describe_row, large_problem, block, impl):
-    describe_row(
-        group=f"solver-tvdeconv-{N_LARGE}",
-        impl=impl,
-        size=N_LARGE,
-        block=block,
-        iterations=ITERATIONS_LARGE,
-        log_every=LOG_EVERY,
-        optimizer="adam(1e-2)",
-    )
-    _time_solver(benchmark, large_problem, impl, 2)
 
 
 @pytest.mark.parametrize(("block", "impl"), COMPILE_BLOCKS)
@@ -278,7 +261,7 @@ def test_compile(benchmark, describe_row, problem, block, impl):
         jax.block_until_ready(make_hand_solve(COMPILE_STEPS)(problem.x0, problem.K, problem.y))
 
     fn = calcil_first_run if impl == "calcil" else jax_first_call
-    benchmark.pedantic(fn, rounds=_scaled(1), warmup_rounds=0, iterations=1)
+    benchmark.pedantic(fn, rounds=scaled_rounds(1, minimum=1), warmup_rounds=0, iterations=1)
     assert all(t == 1 for t in traces), traces  # each round really compiled (once)
     if impl == "jax":
         # Compilation alone (lower + compile, no run) of the hand-written loop, for reference.

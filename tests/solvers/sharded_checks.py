@@ -107,31 +107,11 @@ def one_all_reduce_of_the_gradient_and_no_gather_of_the_data():
 def logs_checkpoints_and_exact_resume():
     objective, init, data = problem()
     with tempfile.TemporaryDirectory() as tmp:
-        devices = jax.devices()
-        full = adam(objective).run(
-            init, data, iterations=20, log_every=5, progress=False, devices=devices
-        )
-        adam(objective).run(
-            init,
-            data,
-            iterations=10,
-            log_every=5,
-            progress=False,
-            devices=devices,
-            log_dir=tmp,
-            checkpoint_every=5,
-        )
-        resumed = adam(objective).run(
-            init,
-            data,
-            iterations=20,
-            log_every=5,
-            progress=False,
-            devices=devices,
-            log_dir=tmp,
-            checkpoint_every=5,
-            resume=True,
-        )
+        common = {"log_every": 5, "progress": False, "devices": jax.devices()}
+        full = adam(objective).run(init, data, iterations=20, **common)
+        logged = {**common, "log_dir": tmp, "checkpoint_every": 5}
+        adam(objective).run(init, data, iterations=10, **logged)
+        resumed = adam(objective).run(init, data, iterations=20, resume=True, **logged)
         assert list(Path(tmp).glob("events.out.tfevents.*"))
         np.testing.assert_array_equal(np.asarray(resumed.params["x"]), full.params["x"])
         np.testing.assert_array_equal(resumed.history["loss/total"], full.history["loss/total"])
