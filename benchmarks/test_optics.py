@@ -68,8 +68,8 @@ MS_SIZES = (128, 256)
 
 # Alternating blocks: calcil, jax, jax, calcil, ... (rounds per block at
 # CALCIL_BENCH_ROUNDS=1). One call takes ~30 ms at 1024^2, ~0.9 s at 4096^2 on 2 CPU cores.
-# The large sizes get many short blocks: under load this machine's speed changes by up to
-# 2x for seconds at a time, and short blocks spread those changes over all sides.
+# The large sizes get many short blocks: on a shared, loaded machine the speed can change by
+# up to 2x for seconds at a time, and short blocks spread those changes over all sides.
 AS_BLOCKS = {1024: 10, 4096: 8}
 AS_ROUNDS = {1024: 10, 4096: 3}
 # Multislice: blocks cycle through the 6 orders of the three impls. One call takes ~60 ms at

@@ -15,7 +15,7 @@ are ``<family>-<n>`` with ``n`` the edge length, and every row records ``extra_i
   ``impl="jax"`` jits ``irfft2(conj(K) * rfft2(irfft2(K * rfft2(x))))`` with ``K``
   precomputed by hand and passed as an argument; ``impl="fft-pair"`` jits
   ``irfft2(rfft2(irfft2(rfft2(x))))``: the 4 real FFTs that forward+adjoint needs, without the
-  multiplies. The issue's GPU target: calcil at 4096² within 1.3x of the bare FFT pair timed
+  multiplies. The GPU target: calcil at 4096² within 1.3x of the bare FFT pair timed
   in the same run (``report.py --candidate calcil --baseline fft-pair``, or ``--scaling``,
   which shows the ratio).
 - ``scaling-tv2d-value-grad-<n>``: ``jax.value_and_grad(TV(eps=1e-3))`` (isotropic, Neumann
