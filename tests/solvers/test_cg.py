@@ -28,22 +28,27 @@ def dense_operator(m):
     return cc.operators.from_function(lambda x: m @ x, (m.shape[1],), m.dtype, linear=True)
 
 
-def run(obj, init, data, iterations, **kwargs):
+def run(obj, init, data, iterations, tol=None, **kwargs):
     kwargs.setdefault("log_every", iterations)
-    return cc.ConjugateGradient(obj).run(init, data, iterations, progress=False, **kwargs)
+    solver = cc.ConjugateGradient(obj, tol=tol)
+    return solver.run(init, data, iterations, progress=False, **kwargs)
 
 
 @pytest.mark.parametrize(
     ("dtype", "n", "iterations", "tol"),
     [
-        (np.float32, 64, 60, 2e-5),
-        (np.complex64, 64, 60, 2e-5),
-        (np.float64, 32, 130, 1e-11),
-        (np.complex128, 32, 130, 1e-11),
+        (np.float32, 64, 300, 2e-5),
+        (np.complex64, 64, 2000, 2e-5),
+        (np.float64, 32, 300, 1e-11),
+        (np.complex128, 32, 2000, 1e-11),
     ],
 )
 def test_tikhonov_deconvolution_matches_the_fourier_closed_form(dtype, n, iterations, tol):
-    """min 0.5||k * x - y||^2 + lam/2 ||x||^2: X = conj(K) Y / (|K|^2 + lam) per frequency."""
+    """min 0.5||k * x - y||^2 + lam/2 ||x||^2: X = conj(K) Y / (|K|^2 + lam) per frequency.
+
+    Run far past convergence (300 and 2000 steps): CG stops as converged once the relative
+    residual is below its tolerance, and the answer is the closed form.
+    """
     lam = 1e-2
     real = np.finfo(dtype).dtype
     with x64(dtype):
@@ -59,12 +64,89 @@ def test_tikhonov_deconvolution_matches_the_fourier_closed_form(dtype, n, iterat
         obj = cc.Objective(
             lambda p, b: A(p["x"]), cc.losses.L2("y"), priors={"x": lam * cc.priors.L2()}
         )
-        result = run(obj, {"x": jnp.zeros((n, n), dtype)}, {"y": jnp.asarray(y)}, iterations)
+        cg_tol = 1e-6 if real == np.float32 else 1e-12
+        init, data = {"x": jnp.zeros((n, n), dtype)}, {"y": jnp.asarray(y)}
+        result = run(obj, init, data, iterations, tol=cg_tol)
         got = np.asarray(result.params["x"])
         assert got.dtype == dtype
         assert np.linalg.norm(got - want) / np.linalg.norm(want) < tol
-        residual = result.history["cg/residual"]
-        assert residual.shape == (iterations,) and residual[-1] < 1e-4 * residual[0]
+        assert result.status == "converged" and 20 < result.steps < 150, result.message
+        relative = result.history["cg/relative_residual"]
+        assert relative.shape == (result.steps + 1,)
+        assert relative[-1] <= cg_tol < relative[-2]
+        c_norm = np.linalg.norm(blurred)  # |A^H y|: the PSF is symmetric
+        np.testing.assert_allclose(result.history["cg/residual"][0], c_norm, rtol=1e-5)
+
+
+def tikhonov_float32(n=64, lam=1e-2):
+    """A 64^2 float32 Tikhonov deconvolution and its Fourier closed form."""
+    psf = gaussian_psf(np.float32, size=9, width=4.0)
+    A = cc.operators.Convolve(jnp.asarray(psf), (n, n))
+    rng = np.random.default_rng(0)
+    y = (rng.random((n, n)) + 0.01 * rng.standard_normal((n, n))).astype(np.float32)
+    K = circular_spectrum(psf, n)
+    want = np.fft.ifft2(np.conj(K) * np.fft.fft2(y) / (np.abs(K) ** 2 + lam)).real
+    obj = cc.Objective(
+        lambda p, b: A(p["x"]), cc.losses.L2("y"), priors={"x": lam * cc.priors.L2()}
+    )
+    return obj, {"x": jnp.zeros((n, n))}, {"y": jnp.asarray(y)}, want
+
+
+@pytest.mark.parametrize("iterations", [300, 2000])
+def test_iterating_past_convergence_stops_as_converged_at_the_closed_form(iterations):
+    """Without a stopping rule, float32 CG left the solution after ~60 steps and reached
+    |x| ~ 1e16 by step 300 with status max_iterations. The default tol (1e-6) stops it."""
+    obj, init, data, want = tikhonov_float32()
+    result = run(obj, init, data, iterations, log_every=50)
+    got = np.asarray(result.params["x"])
+    assert result.status == "converged" and result.steps < 100, result.message
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-4
+    assert result.history["cg/relative_residual"][-1] <= 1e-6
+
+
+def test_an_unreachable_tolerance_never_amplifies_rounding_noise():
+    """tol below float32 rounding: CG runs until the curvature is rounding noise, then stops
+    as "stalled" at the closed form instead of diverging."""
+    obj, init, data, want = tikhonov_float32()
+    result = run(obj, init, data, 2000, tol=1e-12, log_every=100)
+    got = np.asarray(result.params["x"])
+    assert result.status == "stalled" and "rounding" in result.message
+    assert result.steps < 300
+    assert np.linalg.norm(got - want) / np.linalg.norm(want) < 1e-5
+    objective = result.history["loss/total"]
+    assert np.all(np.diff(objective[30:]) <= 1e-6 * objective[-1])  # never increases
+
+
+def test_vanishing_curvature_is_never_divided_by():
+    """H = diag(1, 1e-30): after one step the search direction lies where the curvature is
+    below float32 resolution; the step is not rs / curvature (huge) but a stop."""
+    A = cc.operators.Diagonal(jnp.array([1.0, 1e-15]))
+    obj = cc.Objective(lambda p, b: A(p["x"]), cc.losses.L2("y"))
+    result = run(obj, {"x": jnp.zeros(2)}, {"y": jnp.ones(2)}, 50, tol=1e-30)
+    assert result.status == "stalled" and result.steps < 50
+    assert np.all(np.isfinite(result.params["x"]))
+    np.testing.assert_allclose(result.params["x"][0], 1.0, rtol=1e-6)
+
+
+@pytest.mark.parametrize("tol", [0, -1e-6, 1.5, "1e-6"])
+def test_tol_must_be_a_relative_residual(tol):
+    obj = cc.Objective(lambda p, b: p["x"], cc.losses.L2("y"))
+    with pytest.raises(ValueError, match=r"relative residual .* in \(0, 1\)"):
+        cc.ConjugateGradient(obj, tol=tol)
+
+
+def test_a_converged_run_resumes_exactly(tmp_path):
+    obj, init, data, _ = tikhonov_float32(n=32)
+    full = run(obj, init, data, 500, log_every=10)
+    assert full.status == "converged"
+    part = run(obj, init, data, 20, log_every=10, log_dir=tmp_path, checkpoint_every=10)
+    assert part.status == "max_iterations"
+    resumed = run(
+        obj, init, data, 500, log_every=10, log_dir=tmp_path, checkpoint_every=10, resume=True
+    )
+    assert resumed.status == "converged" and resumed.steps == full.steps
+    np.testing.assert_array_equal(resumed.params["x"], full.params["x"])
+    np.testing.assert_array_equal(resumed.history["cg/residual"], full.history["cg/residual"])
 
 
 def test_weighted_l2_with_several_variables_matches_a_dense_solve_in_n_steps():
@@ -80,7 +162,7 @@ def test_weighted_l2_with_several_variables_matches_a_dense_solve_in_n_steps():
             priors={"a": 0.3 * cc.priors.L2(), "b": 2.0 * cc.priors.L2()},
         )
         init = {"a": jnp.zeros(7), "b": jnp.zeros(5)}
-        result = run(obj, init, {"y": jnp.asarray(y)}, iterations=20)
+        result = run(obj, init, {"y": jnp.asarray(y)}, iterations=20, tol=1e-14)
         m = np.hstack([m1, m2])
         lam = np.diag([0.3] * 7 + [2.0] * 5)
         want = np.linalg.solve(m.T @ (w[:, None] * m) + lam, m.T @ (w * y))
@@ -114,7 +196,7 @@ def test_zero_residual_takes_no_step_and_makes_no_nan():
     y = jnp.array([1.0, -2.0, 3.0])
     result = run(obj, {"x": y}, {"y": y}, iterations=3)
     np.testing.assert_array_equal(result.params["x"], y)
-    assert result.status == "max_iterations"
+    assert result.status == "converged" and result.steps == 0
     np.testing.assert_array_equal(result.history["cg/residual"], 0)
     np.testing.assert_array_equal(result.history["cg/alpha"], 0)
 
