@@ -8,7 +8,9 @@ msgpack. The layout on disk is::
 
 Writes go to a temporary file in the same directory, are flushed to disk and then renamed
 over the final name (``os.replace`` is atomic), so a crash leaves either the old set of
-checkpoints or the new one, never a half-written file under a checkpoint's name. Reading
+checkpoints or the new one, never a half-written file under a checkpoint's name; the
+temporary file of a save that was killed is removed by the next save (a solver's run holds
+a lock on its ``log_dir``, so no other save is in progress there). Reading
 verifies the checksum and compares every leaf's path, shape and dtype with the state of the
 current run, so a corrupted or mismatched file is reported, not silently loaded.
 
@@ -98,6 +100,8 @@ def save(directory, step: int, state, extra: dict | None = None, keep: int | Non
     )
     blob = _MAGIC + bytes([_VERSION]) + hashlib.sha256(payload).digest() + payload
     final = directory / f"step-{int(step):09d}.ckpt"
+    for orphan in directory.glob(".step-*.ckpt.*.tmp"):  # left by a save that was killed
+        orphan.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -107,3 +107,11 @@ def test_dtype_mismatch_is_reported(tmp_path):
     path = checkpoint.save(tmp_path, 3, {"x": jnp.zeros(3)})
     with pytest.raises(CheckpointError, match=r"float32 in the checkpoint, .* int32"):
         checkpoint.load(path, target={"x": jnp.zeros(3, jnp.int32)})
+
+
+def test_the_next_save_removes_temporary_files_of_a_killed_save(tmp_path):
+    orphan = tmp_path / ".step-000000005.ckpt.k2j4x.tmp"
+    orphan.write_bytes(b"half a checkpoint")
+    checkpoint.save(tmp_path, 10, {"x": jnp.ones(2)})
+    assert not orphan.exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["step-000000010.ckpt"]

@@ -18,6 +18,7 @@ are deterministic, so the replay reproduces the same parameters.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -100,11 +101,23 @@ def _next_stop(done: int, iterations: int, *periods: int | None) -> int:
     return stop
 
 
-def _positive_int(name, value, allow_none=False):
+def _count(name, value, minimum=1, allow_none=False):
+    """``value`` as a Python int >= ``minimum`` (NumPy integers accepted), or a ``ValueError``."""
     if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        number = operator.index(value)
+    except TypeError:
+        number = None
+    if number is None or number < minimum:
+        kind = {0: "a non-negative integer", 1: "a positive integer"}[minimum]
+        raise ValueError(
+            f"{name} must be {kind} (a Python or NumPy integer), got {value!r}"
+            + (f" of type {type(value).__name__}" if number is None else "")
+        )
+    return number
 
 
 def _show_progress(progress: bool) -> bool:
@@ -144,6 +157,12 @@ class IterativeSolver:
 
     # ------------------------------------------------------------------ the compiled chunk
     def _chunk(self, plan, length: int, mesh=None) -> Callable:
+        """``chunk(state, data) -> (state, outputs)`` running ``length`` steps (jitted, cached).
+
+        ``outputs`` holds each step's scalars and ``"_finite"``: whether every parameter is
+        finite after the last step (one reduction per chunk; the objective at those
+        parameters is only known from the next step).
+        """
         key = (plan, length, mesh)
         if key not in self._compiled:
 
@@ -157,12 +176,25 @@ class IterativeSolver:
                     return {"params": params, "inner": inner, "step": state["step"] + 1}, outputs
 
                 reports = jnp.arange(length) == length - 1
-                return jax.lax.scan(body, state, reports)
+                state, outputs = jax.lax.scan(body, state, reports)
+                leaves = jax.tree_util.tree_leaves(state["params"])
+                finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+                return state, {**outputs, "_finite": finite}
 
             if mesh is not None:
                 chunk = _sharding.shard_chunk(chunk, mesh)
             self._compiled[key] = jax.jit(chunk)
         return self._compiled[key]
+
+    def _stop_reason(self, code: int, step: int, terms: dict) -> tuple[str, str]:
+        """``(status, message)`` for a non-zero ``"_stop"`` code at ``step`` (``terms``: that
+        step's scalars).
+
+        A solver whose steps can tell that it must stop (CG's residual below its tolerance)
+        reports a per-step int32 ``"_stop"`` (0: go on) and leaves the parameters unchanged
+        from that step on; the run then ends there with the status this method gives.
+        """
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ run
     def run(
@@ -185,12 +217,12 @@ class IterativeSolver:
         progress: bool = True,
         devices=None,
     ) -> Result:
-        if not isinstance(iterations, int) or isinstance(iterations, bool) or iterations < 0:
-            raise ValueError(f"iterations must be a non-negative integer, got {iterations!r}")
-        _positive_int("log_every", log_every)
-        _positive_int("image_every", image_every, allow_none=True)
-        _positive_int("checkpoint_every", checkpoint_every, allow_none=True)
-        _positive_int("keep_checkpoints", keep_checkpoints)
+        iterations = _count("iterations", iterations, minimum=0)
+        log_every = _count("log_every", log_every)
+        image_every = _count("image_every", image_every, allow_none=True)
+        checkpoint_every = _count("checkpoint_every", checkpoint_every, allow_none=True)
+        keep_checkpoints = _count("keep_checkpoints", keep_checkpoints)
+        batch_size = _count("batch_size", batch_size, allow_none=True)
         images = dict(images or {})
         for name, fn in images.items():
             if not callable(fn):
@@ -215,16 +247,60 @@ class IterativeSolver:
                 f"{', '.join(needs_dir)} need log_dir=...: the directory for the "
                 "TensorBoard files and checkpoints"
             )
-        if log_dir is not None:
-            from calcil.logging import check_writable
+        options = dict(
+            iterations=iterations,
+            batch_size=batch_size,
+            key=key,
+            log_dir=log_dir,
+            log_every=log_every,
+            images=images,
+            image_every=image_every,
+            checkpoint_every=checkpoint_every,
+            keep_checkpoints=keep_checkpoints,
+            resume=resume,
+            callbacks=callbacks,
+            tol=tol,
+            max_time=max_time,
+            progress=progress,
+            devices=devices,
+        )
+        if log_dir is None or jax.process_index() != 0:  # several processes: one writes
+            return self._run(init, data, **options)
+        from calcil.logging import check_writable
+        from calcil.solvers._lock import DirectoryLock
 
-            log_dir = check_writable(log_dir)  # before any compiling
+        options["log_dir"] = check_writable(log_dir)  # before any compiling
+        with DirectoryLock(options["log_dir"], type(self).__name__):
+            return self._run(init, data, **options)
+
+    def _run(
+        self,
+        init,
+        data,
+        *,
+        iterations,
+        batch_size,
+        key,
+        log_dir,
+        log_every,
+        images,
+        image_every,
+        checkpoint_every,
+        keep_checkpoints,
+        resume,
+        callbacks,
+        tol,
+        max_time,
+        progress,
+        devices,
+    ) -> Result:
         mesh, device = _sharding.make_mesh(devices)
         axis = None
         if mesh is not None:
             _sharding.check_data(data, mesh, batch_size)
             data, axis = _sharding.place_data(data, mesh), _sharding.AXIS
         writer = jax.process_index() == 0  # several processes: one writes the files
+        saving = bool(checkpoint_every) and writer
 
         plan, inner, data = self._prepare(init, data, batch_size, key, axis)
         params = jax.tree_util.tree_map(jnp.array, init)  # a copy: the caller's arrays stay
@@ -233,6 +309,14 @@ class IterativeSolver:
         ckpt_dir = None if log_dir is None else Path(log_dir) / "checkpoints"
         if ckpt_dir is not None:
             state, history = self._restore(ckpt_dir, state, resume, checkpoint_every)
+        done = int(state["step"])
+        if done > iterations:
+            raise ValueError(
+                f"resume=True continues from the checkpoint at step {done} in {ckpt_dir}, but "
+                f"iterations={iterations} asks for fewer steps in total (iterations counts "
+                f"from step 0, also when resuming). Pass iterations >= {done}, or start a "
+                "fresh run in another log_dir."
+            )
         if mesh is not None:
             state = _sharding.place_state(state, mesh)
         elif device is not None:
@@ -240,12 +324,15 @@ class IterativeSolver:
         else:
             data = jax.device_put(data)
 
+        def save(state, history):
+            if saving:
+                self._save(ckpt_dir, int(state["step"]), state, history, keep_checkpoints)
+
         logger = None
         if log_dir is not None and writer:
             from calcil.logging import TensorBoardLogger
 
             logger = TensorBoardLogger(log_dir)
-        done = int(state["step"])
         bar = None
         if _show_progress(progress):
             from tqdm import tqdm
@@ -260,6 +347,9 @@ class IterativeSolver:
         t0, status, message = time.perf_counter(), "max_iterations", ""
         last_logged = None
         previous = None  # (input state, length) of the chunk before: for replays
+        # A checkpoint is written once the objective at its parameters is known to be
+        # finite: at the next chunk's first step, or by a one-step probe at the end.
+        pending = None
         try:
             while done < iterations:
                 stop = _next_stop(
@@ -269,34 +359,42 @@ class IterativeSolver:
                     checkpoint_every,
                     image_every or (log_every if images else None),
                 )
+                length = stop - done
                 tic = time.perf_counter()
                 chunk_input = state
-                state, outputs = self._chunk(plan, stop - done, mesh)(state, data)
+                state, outputs = self._chunk(plan, length, mesh)(state, data)
                 outputs = jax.device_get(outputs)  # the one transfer per chunk
-                rate = (stop - done) / max(time.perf_counter() - tic, 1e-9)
+                rate = length / max(time.perf_counter() - tic, 1e-9)
+                finite_end = bool(outputs.pop("_finite"))
+                codes = outputs.pop("_stop", None)
                 values = np.asarray(outputs["loss/total"])
                 bad = np.flatnonzero(~np.isfinite(values))
-                n_ok = bad[0] + 1 if bad.size else len(values)
-                _append(history, outputs, done, n_ok, rate)
-                if bad.size:
-                    culprits = [
-                        k
-                        for k, v in outputs.items()
-                        if k.startswith(("loss/", "prior/"))
-                        and k != "loss/total"
-                        and not np.isfinite(v[bad[0]])
-                    ]
+                if pending is not None and not (bad.size and bad[0] == 0):
+                    save(*pending)
+                pending = None
+                if bad.size or not finite_end:
+                    # the first step whose objective is (or, past the chunk, would be) not finite
+                    first = int(bad[0]) if bad.size else length
+                    _append(history, outputs, done, min(first + 1, length), rate)
                     status = "diverged"
-                    message = (
-                        f"the objective became non-finite at step {done + int(bad[0])} (terms "
-                        f"{culprits or ['loss/total']}); the parameters are the last ones with "
-                        "a finite objective. Lower the learning rate, or check the forward "
-                        "model for log, sqrt or division at zero."
-                    )
-                    state = self._last_finite(plan, mesh, data, chunk_input, int(bad[0]), previous)
-                    done += int(bad[0])
+                    message = self._divergence_message(outputs, done, first, length, previous)
+                    state = self._last_finite(plan, mesh, data, chunk_input, first, previous)
+                    done += first
+                    save(state, history)
                     break
-                previous = (chunk_input, stop - done)
+                codes = np.zeros(length, int) if codes is None else np.asarray(codes)
+                stopped = np.flatnonzero(codes)
+                if len(stopped):  # the solver ended itself; parameters frozen from there on
+                    first = int(stopped[0])
+                    _append(history, outputs, done, first + 1, rate)
+                    at = {k: float(np.asarray(v)[first]) for k, v in outputs.items()}
+                    status, message = self._stop_reason(int(codes[first]), done + first, at)
+                    state = {**state, "step": chunk_input["step"] + first}
+                    done += first
+                    save(state, history)  # its objective was evaluated: finite
+                    break
+                _append(history, outputs, done, length, rate)
+                previous = (chunk_input, length)
                 done = stop
                 last = {k: float(np.asarray(v)[-1]) for k, v in outputs.items()}
                 last["perf/steps_per_second"] = rate
@@ -317,12 +415,8 @@ class IterativeSolver:
                 ):
                     current = state["params"]
                     logger.images(done, {n: fn(current) for n, fn in images.items()})
-                if (
-                    checkpoint_every
-                    and writer
-                    and (done % checkpoint_every == 0 or done == iterations)
-                ):
-                    self._save(ckpt_dir, done, state, history, keep_checkpoints)
+                if saving and (done % checkpoint_every == 0 or done == iterations):
+                    pending = (state, _snapshot(history))
                 if at_log and tol is not None:
                     ref = last_logged if last_logged is not None else values[0]
                     change = abs(last["loss/total"] - ref) / max(abs(ref), 1e-30)
@@ -335,8 +429,17 @@ class IterativeSolver:
                 if max_time is not None and time.perf_counter() - t0 > max_time:
                     status, message = "max_time", f"stopped after {max_time} s at step {done}"
                     break
-            if checkpoint_every and writer and status in ("converged", "max_time"):
-                self._save(ckpt_dir, done, state, history, keep_checkpoints)
+            if saving and status in ("converged", "max_time") and pending is None:
+                pending = (state, _snapshot(history))
+            if pending is not None:  # the objective at the final parameters is not known yet
+                probe = self._chunk(plan, 1, mesh)(state, data)[1]["loss/total"]
+                if np.all(np.isfinite(np.asarray(jax.device_get(probe)))):
+                    save(*pending)
+                else:  # the last update led to a non-finite objective at finite parameters
+                    status = "diverged"
+                    message = self._divergence_message({}, done - length, length, length, None)
+                    state = self._last_finite(plan, mesh, data, chunk_input, length, None)
+                    save(state, pending[1])
         finally:
             if bar is not None:
                 bar.close()
@@ -345,15 +448,57 @@ class IterativeSolver:
         if not message:
             message = f"ran {done} iterations"
         final = state["params"]
-        hist = {k: np.concatenate(v) if v else np.zeros(0) for k, v in history.items()}
+        if history:
+            hist = {k: np.concatenate(v) for k, v in history.items()}
+        else:
+            hist = self._empty_history(plan, mesh, state, data)
         return Result(final, hist, status, done, message)
+
+    def _empty_history(self, plan, mesh, state, data) -> dict[str, np.ndarray]:
+        """The history of a run of no steps: every key a step would record, no values."""
+        shapes = jax.eval_shape(self._chunk(plan, 1, mesh), state, data)[1]
+        hist = {"step": np.zeros(0, np.int64)}
+        for name, shape in shapes.items():
+            if not name.startswith("_"):
+                hist[name] = np.zeros(0, shape.dtype)
+        hist["perf/steps_per_second"] = np.zeros(0)
+        return hist
+
+    def _divergence_message(self, outputs, done, first, length, previous) -> str:
+        if first < length:
+            culprits = [
+                k
+                for k, v in outputs.items()
+                if k.startswith(("loss/", "prior/"))
+                and k != "loss/total"
+                and not np.isfinite(np.asarray(v)[first])
+            ]
+            what = f"the objective became non-finite at step {done + first} (terms "
+            what += f"{culprits or ['loss/total']})"
+            if first == 0 and previous is None:
+                return (
+                    f"{what}, at the parameters the run started from: they are returned "
+                    "unchanged. Check init and the data for NaN or inf, and the forward "
+                    "model for log, sqrt or division at zero at these parameters."
+                )
+        else:
+            what = (
+                f"the update of step {done + length - 1} made the parameters (or their "
+                "objective) non-finite"
+            )
+        return (
+            f"{what}; the parameters are the last ones with a finite objective. Lower the "
+            "learning rate, or check the forward model for log, sqrt or division at zero."
+        )
 
     def _last_finite(self, plan, mesh, data, chunk_input, bad, previous):
         """The state whose parameters are the last with a finite objective, by replay.
 
-        ``bad`` is the index in the chunk of the first non-finite objective: the parameters
+        ``bad`` is the index in the chunk of the first non-finite objective (the chunk's
+        length when the parameters after its last step are not finite): the parameters
         before it come from ``bad - 1`` steps from the chunk's input, or, when the chunk's very
-        first objective is non-finite, from the previous chunk's input (``previous``).
+        first objective is non-finite, from the previous chunk's input (``previous``). The
+        state's ``step`` counts the updates applied to those parameters.
         """
         if bad >= 1:
             start, steps = chunk_input, bad - 1
@@ -361,14 +506,14 @@ class IterativeSolver:
             start, steps = previous[0], previous[1] - 1
         else:  # the initial (or resumed) parameters: nothing earlier to return
             start, steps = chunk_input, 0
-        state = self._chunk(plan, steps, mesh)(start, data)[0] if steps else start
-        return {**state, "step": chunk_input["step"] + bad}
+        return self._chunk(plan, steps, mesh)(start, data)[0] if steps else start
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self, ckpt_dir, step, state, history, keep):
         from calcil import checkpoint
 
-        hist = {k: np.concatenate(v) for k, v in history.items()}
+        # the history of the steps before the saved parameters (a resume recomputes the rest)
+        hist = {k: np.concatenate(v)[:step] for k, v in history.items()}
         checkpoint.save(
             ckpt_dir, step, state, extra={"history": hist, "solver": type(self).__name__}, keep=keep
         )
@@ -393,6 +538,11 @@ class IterativeSolver:
 
 
 IterativeSolver.run.__doc__ = "Run ``iterations`` steps from ``init``.\n" + RUN_ARGS_DOC
+
+
+def _snapshot(history):
+    """A copy of the history lists as they are now (for a checkpoint written later)."""
+    return {k: [np.concatenate(v)] for k, v in history.items()}
 
 
 def _append(history, outputs, done, n, rate):
