@@ -81,7 +81,10 @@ class Result:
             figures such as ``"lr/<group>"``, ``"grad_norm/<group>"`` (at the last step
             before each log point, image or checkpoint; NaN at the others),
             ``"perf/steps_per_second"``.
-        status: ``"converged"``, ``"max_iterations"``, ``"max_time"`` or ``"diverged"``.
+        status: ``"converged"``, ``"max_iterations"``, ``"max_time"``, ``"diverged"`` (a
+            non-finite objective, or non-finite parameters after the last step), or
+            ``"stalled"`` (the solver can make no progress at this precision: see
+            :class:`~calcil.ConjugateGradient`).
         steps: steps taken in total (including those before a resume).
         message: a sentence on why the run stopped.
     """
