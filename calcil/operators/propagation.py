@@ -99,10 +99,11 @@ def _dtypes(input_dtype, default):
     return dtype, jax.dtypes.canonicalize_dtype(complex_dtype_of(dtype))
 
 
-def _warn(ok, message):
-    if not ok:
-        warnings.warn(message, stacklevel=3)
-    return ok
+def _warn(message, stacklevel=3):
+    """Warn with ``message`` unless it is empty; ``True`` when it is (adequate sampling)."""
+    if message:
+        warnings.warn(message, stacklevel=stacklevel)
+    return not message
 
 
 # ---------------------------------------------------------------------- shared machinery
@@ -137,6 +138,8 @@ class _TransferPropagator(LinearOperator):
         self.transfer = _as_leaf(transfer, cdtype)
         self.distance = _as_leaf(z, jnp.finfo(cdtype).dtype)
         super().__init__(input_shape, dtype)
+        if not isinstance(z, jax.core.Tracer) and self._aliases():
+            _warn(self._sampling_message(), stacklevel=4)  # at the user's constructor call
 
     @property
     def stacked(self) -> bool:
@@ -173,6 +176,11 @@ class _TransferPropagator(LinearOperator):
         return self._crop(jnp.fft.ifft2(spectrum, axes=_AXES))
 
     # ---------------------------------------------------------------- sampling check
+    def _aliases(self) -> bool:
+        """Whether the undersampled part of the transfer function reaches the output (wraps
+        around or aliases) rather than being removed: such an operator warns when built."""
+        return True
+
     def _shift(self, f, z) -> float:
         """Lateral displacement of the plane-wave component of frequency ``f`` over ``z``."""
         raise NotImplementedError
@@ -285,6 +293,9 @@ class AngularSpectrum(_TransferPropagator):
         )
         self._finish(transfer, z, shape, input_dtype)
 
+    def _aliases(self):
+        return not self.bandlimit  # the band limit removes exactly the undersampled band
+
     def _shift(self, f, z):
         k = self.n_medium / self.wavelength
         return math.inf if f >= k else z * f / math.sqrt(k**2 - f**2)
@@ -309,16 +320,20 @@ class AngularSpectrum(_TransferPropagator):
         Returns:
             ``True`` when adequate; otherwise ``False`` and a ``UserWarning`` that explains.
         """
+        return _warn(self._sampling_message(na))
+
+    def _sampling_message(self, na=None) -> str:
         ok, detail = self._sampling_report(na)
+        if ok:
+            return ""
         fix = (
             "the band limit removes these frequencies (resolution is lost)"
             if self.bandlimit
             else "expect wrap-around artefacts; set bandlimit=True"
         )
-        return _warn(
-            ok,
+        return (
             f"AngularSpectrum: {detail}. Here {fix}. Use a larger field or pad_factor, a "
-            "shorter distance, or pass the field's actual na.",
+            "shorter distance, or pass the field's actual na to adequate_sampling()."
         )
 
     def _repr_fields(self):
@@ -389,14 +404,18 @@ class Fresnel(_TransferPropagator):
         Returns:
             ``True`` when adequate; otherwise ``False`` and a ``UserWarning`` that explains.
         """
+        return _warn(self._sampling_message(na))
+
+    def _sampling_message(self, na=None) -> str:
         ok, detail = self._sampling_report(na)
+        if ok:
+            return ""
         z = float(np.max(np.abs(np.asarray(self.distance, np.float64))))
         critical = self.wavelength * z / (self.n_medium * min(self.padded_shape) * self.dx)
-        return _warn(
-            ok,
+        return (
             f"Fresnel: {detail} (Voelz: dx = {self.dx:.4g} should be >= wl |z| / (n L) = "
             f"{critical:.4g}). Use a larger field or pad_factor, a shorter distance, or "
-            "Fraunhofer for the far field.",
+            "Fraunhofer for the far field."
         )
 
 
@@ -496,12 +515,13 @@ class Fraunhofer(LinearOperator):
         width = max(self.input_shape[-2:]) * self.dx if support is None else support
         width = positive("support", width, "same unit as dx")
         needed = 2 * self.n_medium * width**2 / self.wavelength
+        if self.distance >= needed:
+            return True
         return _warn(
-            self.distance >= needed,
             f"Fraunhofer: distance {self.distance:.4g} is shorter than the Fraunhofer distance "
             f"2 n D^2 / wl = {needed:.4g} for a support of width D = {width:.4g}: the dropped "
             "input phase is not negligible. Pass the actual support width, or use Fresnel or "
-            "AngularSpectrum.",
+            "AngularSpectrum."
         )
 
     def _repr_fields(self):

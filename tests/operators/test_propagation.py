@@ -10,6 +10,10 @@ import pytest
 from calcil import operators as O
 from tests.helpers import randn, x64
 
+# Several references use band-limited fields (Gaussian beams) on grids whose full band would be
+# undersampled: the construction warning is right about the grid, and irrelevant to them.
+pytestmark = pytest.mark.filterwarnings("ignore:.*transfer function is undersampled:UserWarning")
+
 WL, DX, N = 0.5, 0.5, 128  # wavelength and pixel in micrometres, grid size
 
 
@@ -265,6 +269,23 @@ def test_angular_spectrum_adequate_sampling():
     na = 0.15  # shift 120 * 0.3 / 1.98 = 18: more than 16, less than 32
     assert not quiet(O.AngularSpectrum((64, 64), DX, WL, 120.0).adequate_sampling, na)
     assert O.AngularSpectrum((64, 64), DX, WL, 120.0, pad_factor=2).adequate_sampling(na)
+
+
+def test_operators_that_would_alias_warn_when_built():
+    """Fresnel and AngularSpectrum(bandlimit=False) past the sampling limit alias or wrap the
+    field around: the construction says so. The band limit removes the undersampled band
+    (asked for by adequate_sampling); an adequately sampled operator is built silently."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        O.AngularSpectrum((64, 64), DX, WL, 5.0, bandlimit=False)
+        O.AngularSpectrum((64, 64), DX, WL, 500.0)  # band-limited: correct, resolution lost
+        O.Fresnel((64, 64), 0.5, WL, 30.0)
+        jax.jit(lambda z: O.Fresnel((64, 64), 0.5, WL, z)(jnp.ones((64, 64))))(1e4)  # traced
+    with pytest.warns(UserWarning, match="AngularSpectrum: .*undersampled.*wrap") as seen:
+        O.AngularSpectrum((64, 64), DX, WL, 500.0, bandlimit=False)
+    assert seen[0].filename == __file__  # points at the caller's line
+    with pytest.warns(UserWarning, match="Fresnel: .*undersampled.*Voelz"):
+        O.Fresnel((64, 64), 0.5, WL, 1e4)
 
 
 def test_adequate_sampling_is_the_band_limit_condition():
