@@ -91,6 +91,25 @@ class Objective:
                 )
         self.forward, self.loss, self.priors = forward, loss, priors
 
+    def check_data(self, data) -> None:
+        """Raise a ``ValueError`` when ``data`` holds measurements the loss cannot model.
+
+        NaN or inf in a loss's target, negative counts for ``Poisson``, negative intensities
+        for ``Amplitude``, ``WeightedL2`` weights that are negative, not finite or of a shape
+        that does not broadcast to the measurement's. Only concrete arrays are checked
+        (traced ones pass). The solvers call it before compiling.
+
+        Example:
+            >>> import jax.numpy as jnp, calcil as cc
+            >>> obj = cc.Objective(lambda p, b: p["x"], cc.losses.Poisson("y"))
+            >>> obj.check_data({"y": jnp.array([3.0, 0.0])})    # counts: fine
+            >>> obj.check_data({"y": jnp.array([3.0, -1.0])})
+            Traceback (most recent call last):
+            ...
+            ValueError: Poisson: data['y'] must be >= 0 (photon counts), but has 1 negative ...
+        """
+        self.loss.check_data(data)
+
     def loss_terms(self, params, batch) -> dict[str, jax.Array]:
         """The data terms, ``{"loss/<name>": value}``."""
         prediction = self.forward(params, batch)

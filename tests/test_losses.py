@@ -360,3 +360,110 @@ def test_numpy_array_weight_on_the_left_is_rejected():
     """NumPy must not broadcast the loss into an object array of weighted losses."""
     with pytest.raises(TypeError, match=r"a loss can be multiplied by a scalar weight only"):
         np.ones(2) * L2()
+
+
+# ---------------------------------------------------------------------------- data checks
+
+
+def test_finite_counts_and_intensities_pass_the_data_check():
+    _, u, _, y, w = data(11)
+    batch = {"y": y, "w": w}
+    losses = (L2(), Poisson(), Amplitude(), WeightedL2("y", "w"), WeightedL2("y", w))
+    for loss in (*losses, 0.5 * Poisson() + L2()):
+        assert loss.check_data(batch) is None
+        assert loss.check_data({"y": jnp.asarray(y), "w": jnp.asarray(w)}) is None
+    assert Poisson().check_data({"y": np.array([0, 3, 7])}) is None  # integer counts, zeros
+    assert L2().check_data({"y": jnp.asarray(u, jnp.complex64)}) is None
+    assert L2().check_data({"y": np.array([-1.5, 2.0])}) is None  # L2 takes any real data
+
+
+@pytest.mark.parametrize("to_array", [np.asarray, jnp.asarray], ids=["numpy", "jax"])
+@pytest.mark.parametrize("cls", [L2, Poisson, Amplitude])
+def test_non_finite_targets_are_rejected_with_count_and_position(cls, to_array):
+    y = to_array(np.array([[1.0, 2.0, np.nan], [np.inf, 3.0, np.nan]], np.float32))
+    pattern = (
+        rf"{cls.__name__}: data\['y'\] must hold finite values, but has 2 NaN and 1 infinite "
+        r"values \(of 6; the first at index \(0, 2\), shape \(2, 3\)\)\. Replace them"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        cls("y").check_data({"y": y})
+
+
+def test_complex_targets_with_nan_are_rejected():
+    y = jnp.array([1 + 1j, complex(0, np.nan), 2.0], jnp.complex64)
+    with pytest.raises(ValueError, match=r"1 NaN value \(of 3; the first at index \(1,\)"):
+        L2().check_data({"y": y})
+
+
+@pytest.mark.parametrize("to_array", [np.asarray, jnp.asarray], ids=["numpy", "jax"])
+def test_negative_counts_are_rejected_by_poisson(to_array):
+    y = to_array(np.array([4.0, -2.0, 0.0, -0.5], np.float32))
+    pattern = (
+        r"Poisson: data\['counts'\] must be >= 0 \(photon counts\), but has 2 negative values "
+        r"\(of 4; smallest -2, the first at index \(1,\), shape \(4,\)\)\. Pass counts"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        Poisson("counts").check_data({"counts": y})
+
+
+def test_negative_intensities_are_rejected_by_amplitude():
+    pattern = (
+        r"Amplitude: data\['y'\] must be >= 0 \(measured intensities.*\), but has 1 negative "
+        r"value \(of 3; smallest -0.25, the first at index \(2,\), shape \(3,\)\)\. Clip"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        Amplitude().check_data({"y": jnp.array([1.0, 0.0, -0.25])})
+
+
+def test_weighted_sums_and_loss_sums_check_every_term():
+    y = {"y": jnp.array([1.0, -1.0]), "z": jnp.array([1.0, np.nan])}
+    assert L2("y").check_data(y) is None
+    with pytest.raises(ValueError, match=r"Poisson: data\['y'\] must be >= 0"):
+        (3.0 * Poisson("y")).check_data(y)
+    with pytest.raises(ValueError, match=r"Poisson: data\['y'\] must be >= 0"):
+        (L2("y") + 0.5 * Poisson("y")).check_data(y)
+    with pytest.raises(ValueError, match=r"L2: data\['z'\] must hold finite values"):
+        (L2("y") + 2.0 * L2("z")).check_data(y)
+    with pytest.raises(KeyError, match=r"Amplitude reads batch\['v'\], but the batch has"):
+        (L2("y") + Amplitude("v")).check_data(y)
+
+
+def test_traced_data_is_not_checked():
+    @jax.jit
+    def checked(y):
+        (L2() + Poisson()).check_data({"y": y})
+        return jnp.sum(y)
+
+    assert float(checked(jnp.array([-1.0, 2.0]))) == 1.0
+
+
+def test_weights_of_the_wrong_shape_name_both_shapes():
+    pattern = (
+        r"WeightedL2: the weights of shape \(3,\) do not broadcast to the shape \(2, 4\) of "
+        r"data\['y'\]"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        WeightedL2("y", jnp.ones(3)).check_data({"y": jnp.zeros((2, 4))})
+    pattern = r"the weights data\['w'\] of shape \(2, 2, 4\) do not broadcast to the shape \(2, 4\)"
+    with pytest.raises(ValueError, match=pattern):  # broadcasts, but would enlarge the loss
+        WeightedL2("y", "w").check_data({"y": jnp.zeros((2, 4)), "w": jnp.ones((2, 2, 4))})
+    for weights in (jnp.ones(4), jnp.ones((2, 1)), jnp.ones(())):  # these broadcast
+        assert WeightedL2("y", weights).check_data({"y": jnp.zeros((2, 4))}) is None
+    # evaluating the loss (eagerly or traced) gives the same error instead of a JAX one
+    pattern = r"the weights of shape \(3,\) do not broadcast to the shape \(4,\) of batch\['y'\]"
+    with pytest.raises(ValueError, match=pattern):
+        WeightedL2("y", jnp.ones(3))(jnp.ones(4), {"y": jnp.zeros(4)})
+    with pytest.raises(ValueError, match=pattern):
+        _value(WeightedL2("y", jnp.ones(3)), jnp.ones(4), {"y": jnp.zeros(4)})
+
+
+def test_negative_or_non_finite_weights_are_rejected():
+    y = jnp.zeros(3)
+    pattern = (
+        r"WeightedL2: the weights data\['w'\] must be >= 0 \(weights are inverse noise "
+        r"variances\), but has 1 negative value \(of 3; smallest -1, the first at index \(1,\)"
+    )
+    with pytest.raises(ValueError, match=pattern):
+        WeightedL2("y", "w").check_data({"y": y, "w": jnp.array([1.0, -1.0, 0.0])})
+    with pytest.raises(ValueError, match=r"the weights must hold finite values, but has 1 inf"):
+        WeightedL2("y", np.array([1.0, np.inf, 0.0])).check_data({"y": y})

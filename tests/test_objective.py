@@ -317,3 +317,13 @@ def test_no_warnings_on_a_plain_call():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cc.Objective(forward, L2("y"), priors)(params, batch)
+
+
+def test_check_data_delegates_to_the_loss():
+    obj = cc.Objective(lambda p, b: p["x"], L2("y") + 0.1 * Poisson("counts"))
+    good = {"y": np.array([-1.0, 2.0]), "counts": np.array([0.0, 5.0])}
+    assert obj.check_data(good) is None
+    with pytest.raises(ValueError, match=r"Poisson: data\['counts'\] must be >= 0 .* has 1 neg"):
+        obj.check_data({**good, "counts": np.array([0.0, -5.0])})
+    with pytest.raises(ValueError, match=r"L2: data\['y'\] must hold finite values, but has 1 NaN"):
+        obj.check_data({**good, "y": np.array([np.nan, 2.0])})

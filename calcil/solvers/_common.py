@@ -1,4 +1,5 @@
-"""Helpers shared by the ProximalGradient and ConjugateGradient solvers.
+"""Helpers shared by the solvers (parameter checks; the ProximalGradient and ConjugateGradient
+linear algebra).
 
 Parameters are handled as the flat list of their pytree leaves; inner products are the real
 inner product ``Re <a, b> = Re sum(conj(a) b)`` summed over all leaves, under which a complex
@@ -55,8 +56,10 @@ def flatten_params(solver, init):
     ]
     if bad:
         raise ValueError(
-            f"{solver} optimises float or complex arrays; these parameters are not: "
-            f"{', '.join(bad)}. Cast them (e.g. jnp.asarray(x, jnp.float32))."
+            f"{solver} optimises float or complex arrays (gradients of integer or boolean "
+            f"arrays are not defined), but these parameters are not: {', '.join(bad)}. Cast "
+            "them to float32 in init (e.g. jnp.asarray(x, jnp.float32); complex64 for fields), "
+            "or keep integer constants out of the parameters (in the forward model)."
         )
     return leaves, treedef
 

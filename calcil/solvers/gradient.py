@@ -9,13 +9,16 @@ Each ``run`` executes ``iterations`` optimizer steps through the shared run loop
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from calcil.objective import Objective, leaf_paths
+from calcil.solvers import _common as C
 from calcil.solvers import _gram, _sharding
 from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers.groups import Group, match_groups
@@ -80,8 +83,11 @@ class GradientSolver(IterativeSolver):
     Every step evaluates the objective and its gradient at the current parameters and hands
     each group's gradient (the conjugate for complex variables, i.e. the steepest-ascent
     direction under Re<x, y>) to that group's optimizer. The history records, per step, the
-    total, every term, and each group's learning rate (``lr/<group>``, when the optimizer
-    exposes one: a named optimizer, or one wrapped in ``optax.inject_hyperparams``) and
+    total, every term, and each group's learning rate (``lr/<group>``: the rate its update
+    at that step used, or its last update's when the group skipped the step; logged when the
+    optimizer exposes one: a named optimizer, or a state with
+    ``hyperparams["learning_rate"]`` from ``optax.inject_hyperparams``, also inside
+    ``optax.chain``, ``optax.masked`` or ``optax.MultiSteps``) and
     gradient norm (``grad_norm/<group>``, computed at the steps that are logged: the last
     before each log point, image or checkpoint; NaN at the others).
 
@@ -129,10 +135,10 @@ class GradientSolver(IterativeSolver):
             tuple(i for i, p in enumerate(paths) if assignment[p] == pattern)
             for pattern in self.groups
         )
-        n_data = _check_batching(data, batch_size)
+        leaves, treedef = C.flatten_params("GradientSolver", init)
+        batch_size, n_data = _check_batching(data, batch_size)
+        self.objective.check_data(data)  # before anything is compiled
         fast, data = _gram.resolve(self, init, data, batch_size, axis)
-        leaves, treedef = jax.tree_util.tree_flatten(init)
-        leaves = [jnp.asarray(x) for x in leaves]
         opt, accum, count = [], [], []
         for pattern, idx in zip(self.groups, indices, strict=True):
             tx = self._transformations[pattern]
@@ -177,9 +183,7 @@ class GradientSolver(IterativeSolver):
             outputs[f"grad_norm/{label}"] = _norm_when(report, grads_g, value.dtype)
             if tx is None:
                 continue
-            lr = _learning_rate(group, opt[g], count[g])
-            if lr is not None:
-                outputs[f"lr/{label}"] = jnp.asarray(lr, value.dtype)
+            updates_before = count[g]
             new_leaves, opt[g], accum[g], count[g] = _group_update(
                 group,
                 tx,
@@ -195,6 +199,9 @@ class GradientSolver(IterativeSolver):
                 step,
                 total,
             )
+            lr = _learning_rate(group, opt[g], updates_before)
+            if lr is not None:
+                outputs[f"lr/{label}"] = jnp.asarray(lr, value.dtype)
         params = jax.tree_util.tree_unflatten(treedef, new_leaves)
         for group in self.groups.values():
             if group.post_update is not None:
@@ -219,23 +226,39 @@ def _norm_when(report, arrays, dtype):
 
 
 def _learning_rate(group, opt_state, count):
-    """The group's current learning rate, or ``None`` when the optimizer does not expose it.
+    """The learning rate the group's last update used, or ``None`` when it is not exposed.
 
-    A ``learning_rate`` in the optimizer state (``optax.inject_hyperparams``, the step that
-    ``optax.lbfgs``'s line search took) wins; otherwise a named optimizer's ``lr`` (evaluated
-    at the group's update count when it is a schedule).
+    ``opt_state`` is the state after this step's update. A learning rate stored in it wins:
+    ``hyperparams["learning_rate"]`` (or ``["lr"]``) of an ``optax.inject_hyperparams``
+    state, also nested in ``chain``, ``masked``, ``MultiSteps`` ... states, or the step that
+    ``optax.lbfgs``'s line search took. Otherwise a named optimizer's ``lr``, evaluated at
+    ``count`` (the group's updates before this step) when it is a schedule.
     """
-    import optax
-
-    try:
-        lr = optax.tree_utils.tree_get(opt_state, "learning_rate")
-    except KeyError:  # several (a chain of injected optimizers): ambiguous
-        lr = None
-    if lr is not None and jnp.ndim(lr) == 0:
-        return lr
+    found = _stored_learning_rates(opt_state)
+    if len(found) == 1 and jnp.ndim(found[0]) == 0:  # several: ambiguous, none logged
+        return found[0]
     if isinstance(group.optimizer, str):
         return group.lr(count) if callable(group.lr) else group.lr
     return None
+
+
+def _stored_learning_rates(state) -> list:
+    """Every learning rate held in an optax state tree (see :func:`_learning_rate`)."""
+    hyperparams = getattr(state, "hyperparams", None)
+    if isinstance(hyperparams, Mapping):  # inject_hyperparams: its own rate, then inside
+        own = [hyperparams[k] for k in ("learning_rate", "lr") if k in hyperparams][:1]
+        return own + _stored_learning_rates(getattr(state, "inner_state", None))
+    if isinstance(state, tuple) and hasattr(state, "_fields"):  # a NamedTuple state
+        own = [state.learning_rate] if "learning_rate" in state._fields else []
+        for field in state._fields:
+            if field != "learning_rate":
+                own += _stored_learning_rates(getattr(state, field))
+        return own
+    if isinstance(state, list | tuple):
+        return [lr for s in state for lr in _stored_learning_rates(s)]
+    if isinstance(state, Mapping):
+        return [lr for s in state.values() for lr in _stored_learning_rates(s)]
+    return []
 
 
 def _group_update(
@@ -293,20 +316,55 @@ def _group_update(
 
 
 def _check_batching(data, batch_size):
-    """The number of measurements, validated for mini-batching; ``None`` without batches."""
+    """``(batch_size, n)``: the batch size as an int and the number of measurements, validated
+    for mini-batching; ``(None, None)`` without batches."""
     if batch_size is None:
-        return None
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    sizes = {jnp.shape(a)[0] if jnp.ndim(a) else None for a in jax.tree_util.tree_leaves(data)}
-    if not sizes or None in sizes or len(sizes) != 1:
-        paths = leaf_paths(data) if data is not None else []
-        shapes = [jnp.shape(a) for a in jax.tree_util.tree_leaves(data)] if data else []
+        return None, None
+    try:
+        if isinstance(batch_size, bool):
+            raise TypeError
+        size = operator.index(batch_size)  # int, np.int64 ...
+    except TypeError:
+        size = 0
+    if size < 1:
         raise ValueError(
-            "with batch_size, every data leaf needs the same leading (measurement) axis; got "
-            f"shapes {dict(zip(paths, shapes, strict=True))}"
+            f"batch_size must be a positive integer (measurements per step), got "
+            f"{batch_size!r}; leave it None to use all data at every step."
+        )
+    batch_size = size
+    leaves = jax.tree_util.tree_leaves(data)
+    if not leaves:
+        raise ValueError(
+            f"batch_size={batch_size} draws mini-batches along the leading (measurement) axis "
+            f"of the data's arrays, but data has none (got {data!r}). Pass the measurements "
+            "as data, or leave batch_size=None."
+        )
+    shapes = {
+        p or "data": tuple(np.shape(x)) for p, x in zip(leaf_paths(data), leaves, strict=True)
+    }
+    listed = ", ".join(f"{p} {s}" for p, s in shapes.items())
+    scalars = [p for p, s in shapes.items() if not s]
+    if scalars:
+        raise ValueError(
+            f"batch_size={batch_size} draws mini-batches along the leading (measurement) axis "
+            f"of every data leaf, but {', '.join(scalars)} {'has' if len(scalars) == 1 else 'have'}"
+            f" no axis (shapes: {listed}). Give every leaf a leading axis of one row per "
+            "measurement (e.g. y[None] for one measurement), keep constants out of data "
+            "(in the forward model), or leave batch_size=None."
+        )
+    sizes = {s[0] for s in shapes.values()}
+    if len(sizes) > 1:
+        raise ValueError(
+            f"batch_size={batch_size} draws the same rows of every data leaf, so every leaf "
+            f"needs the same leading (measurement) axis, but their lengths differ (shapes: "
+            f"{listed}). Give every leaf one row per measurement, keep constants out of data "
+            "(in the forward model), or leave batch_size=None."
         )
     (n,) = sizes
     if batch_size > n:
-        raise ValueError(f"batch_size {batch_size} is larger than the {n} measurements in data")
-    return n
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the {n} measurements in data (the "
+            f"leading axis; shapes: {listed}). Use batch_size <= {n}, or leave it None to use "
+            "all data at every step."
+        )
+    return batch_size, n

@@ -9,15 +9,120 @@ Every variable must be matched by exactly one group and every pattern must match
 from __future__ import annotations
 
 import difflib
+import functools
+import inspect
+import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
 from calcil.objective import leaf_paths
 from calcil.priors.base import Prior
 
 __all__ = ["Group", "match_groups"]
+
+
+@functools.cache
+def _optimizer_names() -> tuple[str, ...]:
+    """The optax functions a name in ``Group(name, lr=...)`` may refer to: those that build an
+    optimizer from a ``learning_rate`` (``"adam"``, ``"sgd"``, ``"lbfgs"`` ...).
+
+    Building blocks (``scale_by_*``), combinators (``chain``) and transformations without a
+    learning rate (``clip``, ``scale``) are not optimizers: pass those as a transformation.
+    """
+    import optax
+
+    names = []
+    for name in dir(optax):
+        factory = getattr(optax, name)
+        if name.startswith(("_", "scale_by")) or isinstance(factory, type):
+            continue
+        if not callable(factory):
+            continue
+        try:
+            parameters = inspect.signature(factory).parameters
+        except (TypeError, ValueError):
+            continue
+        if "learning_rate" in parameters:
+            names.append(name)
+    return tuple(sorted(names))
+
+
+_EXAMPLES = ("adam", "adamw", "sgd", "rmsprop", "lbfgs")
+
+
+def _check_optimizer_name(name: str) -> None:
+    """A ``ValueError`` unless ``optax.<name>`` builds an optimizer from a learning rate."""
+    valid = _optimizer_names()
+    if name in valid:
+        return
+    import optax
+
+    examples = ", ".join(repr(n) for n in _EXAMPLES if n in valid)
+    listing = (
+        f"Optimizer names are the {len(valid)} optax optimizers that take a learning rate, "
+        f"such as {examples}."
+    )
+    other = (
+        "Pass any other optax transformation itself, e.g. "
+        "Group(optax.chain(optax.clip(1.0), optax.adam(1e-2)))."
+    )
+    if not name.startswith("_") and callable(getattr(optax, name, None)):
+        raise ValueError(
+            f"optax.{name} is not an optimizer that takes a learning rate, so "
+            f"Group({name!r}, lr=...) cannot build it. {listing} {other}"
+        )
+    close = difflib.get_close_matches(name, valid, n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(f"optax has no optimizer named {name!r}.{hint} {listing}")
+
+
+def _check_learning_rate(name: str, lr) -> None:
+    """``lr`` is a positive finite number or a schedule ``step -> lr`` (>= 0 at step 0)."""
+    fix = f"Pass a positive float or an optax schedule, e.g. Group({name!r}, lr=1e-2)"
+    if isinstance(lr, str):
+        try:
+            fix = f"Pass the number, Group({name!r}, lr={float(lr)!r}), or an optax schedule"
+        except ValueError:
+            pass
+        raise TypeError(
+            f"Group({name!r}, lr={lr!r}): lr must be a float or an optax schedule "
+            f"(step -> learning rate), not a string. {fix}."
+        )
+    if isinstance(lr, jax.core.Tracer):  # built inside a traced function: cannot tell
+        return
+    if callable(lr):  # a schedule: it may start at 0 (warm-up), never below
+        value = lr(jnp.zeros((), jnp.int32))
+        if isinstance(value, jax.core.Tracer) or np.ndim(value) != 0:
+            return
+        value, what = float(value), "its value at step 0"
+        bad = not (math.isfinite(value) and value >= 0)
+    else:
+        if isinstance(lr, bool) or np.ndim(lr) != 0:
+            raise TypeError(
+                f"Group({name!r}, lr={lr!r}): lr must be a float or an optax schedule "
+                f"(step -> learning rate). {fix}."
+            )
+        try:
+            value, what = float(lr), "it"
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"Group({name!r}, lr={lr!r}): lr must be a float or an optax schedule "
+                f"(step -> learning rate). {fix}."
+            ) from None
+        bad = not (math.isfinite(value) and value > 0)
+    if bad:
+        raise ValueError(
+            f"Group({name!r}, lr=...): the learning rate must be positive and finite, but "
+            f"{what} is {value!r} (a negative rate climbs the objective, a zero rate never "
+            f"moves it). {fix}; frozen=True keeps variables fixed."
+        )
 
 
 @dataclass(frozen=True)
@@ -26,12 +131,15 @@ class Group:
 
     Args:
         optimizer: an ``optax.GradientTransformation`` (e.g. ``optax.adam(1e-2)``), or the
-            name of an optax optimizer (``"adam"``, ``"sgd"``, ``"lbfgs"`` ...) with ``lr``.
-        lr: learning rate for a named optimizer: a float or an optax schedule
-            (``step -> lr``).
-        start: first step at which the group is updated (earlier steps leave it fixed).
+            name of an optax optimizer that takes a learning rate (``"adam"``, ``"sgd"``,
+            ``"lbfgs"`` ...) with ``lr``. Other optax names (``"clip"``, ``"chain"``,
+            ``"scale_by_adam"``) are a ``ValueError``: pass such transformations themselves.
+        lr: learning rate for a named optimizer: a positive finite float, or an optax
+            schedule (``step -> lr``, not negative at step 0).
+        start: first step at which the group is updated (earlier steps leave it fixed); an
+            integer (Python or NumPy).
         every: update every ``every``-th step, with the mean of the gradients since the
-            group's last update.
+            group's last update; an integer (Python or NumPy).
         frozen: never update (the variables stay at their initial values).
         project: applied to each variable after each update: a constraint or prior with a
             prox (``cc.priors.NonNegative()``, ``cc.priors.Simplex()``) or any function
@@ -55,11 +163,13 @@ class Group:
 
     def __post_init__(self):
         if isinstance(self.optimizer, str):
+            _check_optimizer_name(self.optimizer)
             if self.lr is None:
                 raise ValueError(
                     f"Group({self.optimizer!r}) needs a learning rate: Group("
                     f"{self.optimizer!r}, lr=1e-2) or an optax schedule as lr."
                 )
+            _check_learning_rate(self.optimizer, self.lr)
         elif not (hasattr(self.optimizer, "init") and hasattr(self.optimizer, "update")):
             raise TypeError(
                 "Group optimizer must be an optax GradientTransformation (e.g. "
@@ -70,9 +180,20 @@ class Group:
                 "Group lr is used only with an optimizer name; this optimizer already has "
                 "its learning rate: drop lr=, or pass the name, e.g. Group('adam', lr=...)."
             )
-        for name, value, low in (("start", self.start, 0), ("every", self.every, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"Group {name} must be an integer >= {low}, got {value!r}")
+        for name, low in (("start", 0), ("every", 1)):
+            value = getattr(self, name)
+            try:
+                if isinstance(value, bool):
+                    raise TypeError
+                index = operator.index(value)  # int, np.int64 ...; not 2.0
+            except TypeError:
+                index = None
+            if index is None or index < low:
+                raise ValueError(
+                    f"Group {name} must be an integer >= {low}, got {value!r}. Pass a whole "
+                    f"number of steps (a Python or NumPy integer) >= {low}."
+                )
+            object.__setattr__(self, name, index)  # a plain int from here on
         if self.project is not None and not callable(self.project):
             raise TypeError(
                 f"Group project must be a constraint or a function, got {self.project!r}"
@@ -91,13 +212,7 @@ class Group:
             return self.optimizer
         import optax  # imported here: optax is not needed to import calcil
 
-        factory = getattr(optax, self.optimizer, None)
-        if factory is None or not callable(factory):
-            names = [n for n in dir(optax) if not n.startswith("_")]
-            close = difflib.get_close_matches(self.optimizer, names, n=3)
-            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise ValueError(f"optax has no optimizer named {self.optimizer!r}.{hint}")
-        return factory(learning_rate=self.lr)
+        return getattr(optax, self.optimizer)(learning_rate=self.lr)
 
     def projection(self) -> Callable | None:
         """``x -> x`` applied after each update, or ``None``."""

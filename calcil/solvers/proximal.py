@@ -169,6 +169,7 @@ class ProximalGradient(IterativeSolver):
         name = "ProximalGradient"
         C.reject_batches(name, batch_size, "FISTA's momentum and step assume the full objective")
         leaves, treedef = C.flatten_params(name, init)
+        self.objective.check_data(data)  # before anything is compiled
         prox = C.prior_leaves(self.objective, init, name)
         for path, value in self.objective.prior_terms(init).items():
             if not jnp.isfinite(value):

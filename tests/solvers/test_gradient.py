@@ -273,3 +273,71 @@ def test_run_argument_errors():
         groups_solver.run({"x": jnp.zeros(3), "z": jnp.zeros(1)}, {"y": T}, iterations=1)
     with pytest.raises(TypeError, match=r"needs a cc\.Objective"):
         cc.GradientSolver(lambda p: 0, optimizer=optax.sgd(1))
+
+
+def test_learning_rate_of_an_injected_schedule_is_logged_per_step():
+    schedule = optax.linear_schedule(1.0, 0.0, 10)
+    injected = optax.inject_hyperparams(optax.sgd)(learning_rate=schedule)
+    result = cc.GradientSolver(quadratic(), groups={"x": cc.Group(injected)}).run(
+        {"x": jnp.zeros(3)}, {"y": T}, iterations=12, log_every=5, progress=False
+    )
+    want = [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.0, 0.0]
+    np.testing.assert_allclose(result.history["lr/x"], want, atol=1e-6)
+    x = np.zeros(3)  # replay: x_{k+1} = x_k - lr_k (x_k - T) with the logged rates
+    for k in range(12):
+        x = x - want[k] * (x - np.asarray(T))
+    np.testing.assert_allclose(result.params["x"], x, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("wrap", "want"),
+    [
+        (lambda tx: optax.chain(optax.clip(10.0), tx), [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]),
+        (lambda tx: optax.masked(tx, lambda p: [True] * len(p)), [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]),
+        # the inner optimizer updates every 2nd step; in between its last rate stands
+        (lambda tx: optax.MultiSteps(tx, 2), [1.0, 1.0, 1.0, 0.75, 0.75, 0.5]),
+    ],
+    ids=["chain", "masked", "MultiSteps"],
+)
+def test_learning_rate_is_found_inside_wrapped_states(wrap, want):
+    tx = optax.inject_hyperparams(optax.sgd)(learning_rate=optax.linear_schedule(1.0, 0.0, 4))
+    h = (
+        cc.GradientSolver(quadratic(), optimizer=wrap(tx))
+        .run({"x": jnp.zeros(3)}, {"y": T}, iterations=6, progress=False)
+        .history
+    )
+    np.testing.assert_allclose(h["lr/all"], want, atol=1e-6)
+
+
+def test_learning_rate_under_the_key_lr_and_ambiguous_rates():
+    def factory(lr):
+        return optax.sgd(lr)
+
+    tx = optax.inject_hyperparams(factory)(lr=optax.exponential_decay(0.5, 1, 0.5))
+    h = (
+        cc.GradientSolver(quadratic(), optimizer=tx)
+        .run({"x": jnp.zeros(3)}, {"y": T}, iterations=3, progress=False)
+        .history
+    )
+    np.testing.assert_allclose(h["lr/all"], [0.5, 0.25, 0.125])
+    two = optax.chain(
+        optax.inject_hyperparams(optax.sgd)(learning_rate=0.1),
+        optax.inject_hyperparams(optax.sgd)(learning_rate=0.2),
+    )
+    h = (
+        cc.GradientSolver(quadratic(), optimizer=two)
+        .run({"x": jnp.zeros(3)}, {"y": T}, iterations=2, progress=False)
+        .history
+    )
+    assert "lr/all" not in h  # two rates: which one would it be?
+
+
+def test_learning_rate_of_a_delayed_group_is_its_last_updates():
+    schedule = optax.linear_schedule(1.0, 0.0, 4)
+    group = cc.Group(optax.inject_hyperparams(optax.sgd)(learning_rate=schedule), start=2)
+    h = (
+        cc.GradientSolver(quadratic(), groups={"x": group})
+        .run({"x": jnp.zeros(3)}, {"y": T}, iterations=5, progress=False)
+        .history
+    )
+    np.testing.assert_allclose(h["lr/x"], [1.0, 1.0, 1.0, 0.75, 0.5], atol=1e-6)

@@ -161,3 +161,65 @@ def test_group_types_are_checked():
         match_groups(PARAMS, {"x": optax.adam(1e-2)})
     with pytest.raises(ValueError, match="no groups given"):
         match_groups(PARAMS, {})
+
+
+@pytest.mark.parametrize(
+    ("lr", "shown"),
+    [
+        (-1e-2, "it is -0.01"),
+        (0.0, "it is 0.0"),
+        (float("nan"), "it is nan"),
+        (np.inf, "it is inf"),
+    ],
+)
+def test_learning_rate_must_be_positive_and_finite(lr, shown):
+    with pytest.raises(ValueError, match=rf"must be positive and finite, but {shown} \(a neg"):
+        cc.Group("adam", lr=lr)
+
+
+def test_schedules_may_start_at_zero_but_not_below():
+    warmup = optax.linear_schedule(0.0, 1e-2, 10)
+    assert cc.Group("adam", lr=warmup).lr is warmup
+    with pytest.raises(ValueError, match=r"but its value at step 0 is -0.5 "):
+        cc.Group("sgd", lr=optax.linear_schedule(-0.5, 0.0, 10))
+
+
+def test_learning_rate_given_as_a_string_says_to_pass_a_number_or_schedule():
+    pattern = (
+        r"Group\('adam', lr='1e-2'\): lr must be a float or an optax schedule \(step -> "
+        r"learning rate\), not a string\. Pass the number, Group\('adam', lr=0\.01\)"
+    )
+    with pytest.raises(TypeError, match=pattern):
+        cc.Group("adam", lr="1e-2")
+    with pytest.raises(TypeError, match=r"not a string\. Pass a positive float or an optax"):
+        cc.Group("adam", lr="fast")
+    for lr in (True, [1e-2]):
+        with pytest.raises(TypeError, match="lr must be a float or an optax schedule"):
+            cc.Group("sgd", lr=lr)
+
+
+@pytest.mark.parametrize("name", ["clip", "chain", "scale", "scale_by_adam", "inject_hyperparams"])
+def test_optax_names_that_are_not_optimizers_are_refused(name):
+    pattern = (
+        rf"optax\.{name} is not an optimizer that takes a learning rate, so Group\('{name}', "
+        r"lr=\.\.\.\) cannot build it\. Optimizer names are the \d+ optax optimizers that take "
+        r"a learning rate, such as 'adam', 'adamw', 'sgd', 'rmsprop', 'lbfgs'\."
+    )
+    with pytest.raises(ValueError, match=pattern):
+        cc.Group(name, lr=1e-2)
+
+
+def test_unknown_names_get_suggestions_and_the_valid_names():
+    with pytest.raises(ValueError, match=r"no optimizer named 'Adam'\. Did you mean 'adam'"):
+        cc.Group("Adam", lr=1e-2)
+    with pytest.raises(ValueError, match=r"named 'zzz'\. Optimizer names are .* such as 'adam'"):
+        cc.Group("zzz", lr=1e-2)
+
+
+def test_numpy_integers_are_accepted_for_start_and_every():
+    group = cc.Group("sgd", lr=np.float32(0.5), start=np.int64(2), every=np.int32(3))
+    assert (group.start, group.every) == (2, 3)
+    assert type(group.start) is int and type(group.every) is int
+    for kwargs in ({"start": True}, {"every": 2.0}, {"start": np.float64(1.0)}):
+        with pytest.raises(ValueError, match=r"must be an integer >= \d, got .*\. Pass a whole"):
+            cc.Group("sgd", lr=0.5, **kwargs)
