@@ -116,6 +116,7 @@ class ConjugateGradient(IterativeSolver):
         name = "ConjugateGradient"
         C.reject_batches(name, batch_size, "CG's conjugate directions belong to one fixed system")
         leaves, treedef = C.flatten_params(name, init)
+        self.objective.check_data(data)  # before anything is compiled
         for path in self.objective.priors:  # a clear error for a prior on a missing path
             select(init, path)
         defect = C.affine_defect(self.objective.forward, treedef, leaves, data)

@@ -134,3 +134,11 @@ def test_numpy_integer_batch_size_runs_like_an_int():
     ]
     np.testing.assert_array_equal(runs[0].params["x"], runs[1].params["x"])
     np.testing.assert_array_equal(runs[0].history["loss/total"], runs[1].history["loss/total"])
+
+
+def test_conjugate_gradient_refuses_non_finite_data_before_compiling():
+    obj, calls = counting_objective(cc.losses.L2("y"))
+    solver = cc.ConjugateGradient(obj)
+    with pytest.raises(ValueError, match=r"L2: data\['y'\] must hold finite values"):
+        solver.run({"x": jnp.ones(3)}, {"y": jnp.array([1.0, np.nan, 0.0])}, iterations=2)
+    assert calls == [] and solver.traces == 0
