@@ -303,7 +303,8 @@ class IterativeSolver:
             _sharding.check_data(data, mesh, batch_size)
             data, axis = _sharding.place_data(data, mesh), _sharding.AXIS
         writer = jax.process_index() == 0  # several processes: one writes the files
-        saving = bool(checkpoint_every) and writer
+        # every process takes part in the probes and replays (collectives); one writes
+        checkpointing = bool(checkpoint_every)
 
         plan, inner, data = self._prepare(init, data, batch_size, key, axis)
         params = jax.tree_util.tree_map(jnp.array, init)  # a copy: the caller's arrays stay
@@ -328,7 +329,7 @@ class IterativeSolver:
             data = jax.device_put(data)
 
         def save(state, history):
-            if saving:
+            if checkpointing and writer:
                 self._save(ckpt_dir, int(state["step"]), state, history, keep_checkpoints)
 
         logger = None
@@ -394,6 +395,11 @@ class IterativeSolver:
                     status, message = self._stop_reason(int(codes[first]), done + first, at)
                     state = {**state, "step": chunk_input["step"] + first}
                     done += first
+                    if logger is not None:
+                        logger.scalars(done, at)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{at['loss/total']:.4g}", refresh=False)
+                        bar.update(done - bar.n)
                     save(state, history)  # its objective was evaluated: finite
                     break
                 _append(history, outputs, done, length, rate)
@@ -418,7 +424,7 @@ class IterativeSolver:
                 ):
                     current = state["params"]
                     logger.images(done, {n: fn(current) for n, fn in images.items()})
-                if saving and (done % checkpoint_every == 0 or done == iterations):
+                if checkpointing and (done % checkpoint_every == 0 or done == iterations):
                     pending = (state, _snapshot(history))
                 if at_log and tol is not None:
                     ref = last_logged if last_logged is not None else values[0]
@@ -432,7 +438,7 @@ class IterativeSolver:
                 if max_time is not None and time.perf_counter() - t0 > max_time:
                     status, message = "max_time", f"stopped after {max_time} s at step {done}"
                     break
-            if saving and status in ("converged", "max_time") and pending is None:
+            if checkpointing and status in ("converged", "max_time") and pending is None:
                 pending = (state, _snapshot(history))
             if pending is not None:  # the objective at the final parameters is not known yet
                 probe = self._chunk(plan, 1, mesh)(state, data)[1]["loss/total"]
