@@ -11,10 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil.operators._dtypes import real_dtype_of, restrict
+from calcil.operators._dtypes import complex_dtype_of, is_complex, real_dtype_of, restrict
 from calcil.operators.base import LinearOperator, Operator
 
-__all__ = ["check_adjoint", "check_operator", "default_rtol"]
+__all__ = ["check_adjoint", "check_operator", "default_rtol", "input_dtypes"]
 
 
 def default_rtol(dtype) -> float:
@@ -44,8 +44,21 @@ def _random(rng, shape, dtype):
     return jnp.asarray(x.astype(dtype))
 
 
-def _samples(op: Operator, key):
-    """Random ``x`` and ``y`` for ``op``, drawn on the host from ``key``'s bits.
+def input_dtypes(op: Operator) -> tuple:
+    """The input dtypes an operator is checked on.
+
+    Its ``input_dtype``; for an operator whose dtype follows the data (``follows_dtype``,
+    real output for real input), also the complex dtype of the same precision, so that real
+    and complex data are both covered.
+    """
+    if op.follows_dtype and not is_complex(op.output_dtype):
+        return (op.input_dtype, complex_dtype_of(op.input_dtype))
+    return (op.input_dtype,)
+
+
+def _samples(op: Operator, key, dtype=None):
+    """Random ``x`` of ``dtype`` (default ``op.input_dtype``) and ``y`` of the matching
+    output dtype, drawn on the host from ``key``'s bits.
 
     NumPy rather than ``jax.random``: an eager ``jax.random.normal`` compiles once per new
     shape, which would cost more than the check itself.
@@ -54,8 +67,11 @@ def _samples(op: Operator, key):
         jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
     )
     rng = np.random.default_rng(np.asarray(bits).ravel().tolist())
-    x = _random(rng, op.input_shape, op.input_dtype)
-    y = _random(rng, op.output_shape, op.output_dtype) if op.output_shape is not None else None
+    dtype = op.input_dtype if dtype is None else dtype
+    x = _random(rng, op.input_shape, dtype)
+    y = None
+    if op.output_shape is not None:
+        y = _random(rng, op.output_shape, op.result_dtype(dtype))
     return x, y
 
 
@@ -68,8 +84,9 @@ def check_adjoint(op: LinearOperator, key=None, rtol=None) -> float:
     """Dot-product test: ``Re <A x, y> = Re <x, A^H y>`` for random ``x`` and ``y``.
 
     ``x`` and ``y`` are standard normal in the operator's input and output dtypes (complex
-    for complex spaces). The error is measured relative to ``||A x|| ||y|| + ||x|| ||A^H y||``,
-    which does not depend on the operator's scale.
+    for complex spaces). An operator whose dtype follows the data is tested on real and on
+    complex data (:func:`input_dtypes`). The error is measured relative to
+    ``||A x|| ||y|| + ||x|| ||A^H y||``, which does not depend on the operator's scale.
 
     Args:
         op: a :class:`~calcil.operators.LinearOperator` with declared shapes.
@@ -77,7 +94,7 @@ def check_adjoint(op: LinearOperator, key=None, rtol=None) -> float:
         rtol: tolerance; default :func:`default_rtol` of the operator's dtypes.
 
     Returns:
-        The measured relative error.
+        The largest measured relative error.
 
     Raises:
         AssertionError: with the measured error, when it exceeds ``rtol``.
@@ -87,23 +104,32 @@ def check_adjoint(op: LinearOperator, key=None, rtol=None) -> float:
     if op.input_shape is None:
         raise ValueError(f"check_adjoint needs an operator with shapes; {op!r} has none")
     key = jax.random.key(0) if key is None else key
-    x, y = _samples(op, key)
+    if rtol is None:
+        rtol = max(default_rtol(op.input_dtype), default_rtol(op.output_dtype))
+    return max(_dot_test(op, key, dtype, rtol) for dtype in input_dtypes(op))
+
+
+def _dot_test(op, key, dtype, rtol) -> float:
+    x, y = _samples(op, key, dtype)
     ax, ahy = _apply_both(op, x, y)
     if ax.shape != op.output_shape or ahy.shape != op.input_shape:
         raise AssertionError(
             f"{op!r}: forward gave {ax.shape} (declared {op.output_shape}), adjoint gave "
             f"{ahy.shape} (declared {op.input_shape})"
         )
+    if ax.dtype != op.result_dtype(x.dtype) or ahy.dtype != x.dtype:
+        raise AssertionError(
+            f"{op!r} on {x.dtype} input: forward gave {ax.dtype} (expected "
+            f"{op.result_dtype(x.dtype)}), adjoint gave {ahy.dtype} (expected {x.dtype})"
+        )
     lhs, rhs = _inner(ax, y), _inner(x, ahy)
     scale = _norm(ax) * _norm(y) + _norm(x) * _norm(ahy)
     error = abs(lhs - rhs) / scale if scale > 0 else abs(lhs - rhs)
-    if rtol is None:
-        rtol = max(default_rtol(op.input_dtype), default_rtol(op.output_dtype))
     if not error <= rtol:
         raise AssertionError(
-            f"adjoint test failed for {op!r}: Re<Ax, y> = {lhs:.8g} but Re<x, A^H y> = "
-            f"{rhs:.8g} (relative error {error:.3g} > rtol {rtol:.3g}). The adjoint is not "
-            "the conjugate transpose of the forward map."
+            f"adjoint test failed for {op!r} on {x.dtype} input: Re<Ax, y> = {lhs:.8g} but "
+            f"Re<x, A^H y> = {rhs:.8g} (relative error {error:.3g} > rtol {rtol:.3g}). The "
+            "adjoint is not the conjugate transpose of the forward map."
         )
     return error
 
@@ -126,7 +152,9 @@ def check_operator(op: Operator, key=None, rtol=None) -> None:
     survives a pytree round trip (flatten, unflatten, and passing it through ``jit`` as an
     argument), and for linear operators :func:`check_adjoint`, the adjoint's declared shapes
     and, where the adjoint is hand-written, its agreement with the autodiff adjoint.
-    Nonlinear operators have their linearization at a random point adjoint-tested.
+    Nonlinear operators have their linearization at a random point adjoint-tested. Each
+    check runs for every dtype of :func:`input_dtypes` (real and complex data for an operator
+    whose dtype follows the data).
 
     Raises:
         AssertionError: naming the failed check.
@@ -134,32 +162,39 @@ def check_operator(op: Operator, key=None, rtol=None) -> None:
     if op.input_shape is None:
         raise ValueError(f"check_operator needs an operator with shapes; {op!r} has none")
     key = jax.random.key(0) if key is None else key
-    k1, k2, k3 = jax.random.split(key, 3)
     if rtol is None:
         rtol = max(default_rtol(op.input_dtype), default_rtol(op.output_dtype))
-    x, _ = _samples(op, k1)
+    for dtype in input_dtypes(op):
+        _check_operator(op, key, rtol, dtype)
+
+
+def _check_operator(op, key, rtol, dtype):
+    k1, k2, k3 = jax.random.split(key, 3)
+    x, _ = _samples(op, k1, dtype)
     y = op(x)
-    if y.shape != op.output_shape or y.dtype != op.output_dtype:
+    declared = op.result_dtype(x.dtype)
+    if y.shape != op.output_shape or y.dtype != declared:
         raise AssertionError(
-            f"{op!r} produced {y.shape} {y.dtype}, but declares {op.output_shape} {op.output_dtype}"
+            f"{op!r} on {x.dtype} input produced {y.shape} {y.dtype}, but declares "
+            f"{op.output_shape} {declared}"
         )
     _assert_close("jit", op, jax.jit(op)(x), y, rtol)
     _assert_close("operator as a jit argument", op, jax.jit(lambda A, v: A(v))(op, x), y, rtol)
     leaves, treedef = jax.tree_util.tree_flatten(op)
     rebuilt = jax.tree_util.tree_unflatten(treedef, leaves)
     _assert_close("pytree round trip", op, rebuilt(x), y, rtol)
-    x2, _ = _samples(op, k2)
+    x2, _ = _samples(op, k2, dtype)
     batch = jnp.stack([x, x2])
     want = jnp.stack([y, op(x2)])
     _assert_close("vmap", op, jax.vmap(op)(batch), want, rtol)
     if isinstance(op, LinearOperator):
-        check_adjoint(op, k3, rtol)
+        _dot_test(op, k3, dtype, rtol)
         adj = op.H
         if adj.input_shape != op.output_shape or adj.output_shape != op.input_shape:
             raise AssertionError(f"{op!r}: adjoint declares shapes that do not mirror A")
         if op.has_custom_adjoint:
-            _, yy = _samples(op, k3)
-            derived = restrict(op.autodiff_adjoint(yy), op.input_dtype)
+            _, yy = _samples(op, k3, dtype)
+            derived = restrict(op.autodiff_adjoint(yy), x.dtype)
             _assert_close("hand-written vs autodiff adjoint", op, adj(yy), derived, rtol)
     else:
         check_adjoint(op.linearize(x), k3, rtol)

@@ -2,6 +2,8 @@
 
 import math
 
+from calcil.operators._shapes import as_ints
+
 
 def positive(name, value, unit="same unit as wavelength", owner="") -> float:
     """``value`` as a positive finite float, or an error naming ``owner``'s argument."""
@@ -18,11 +20,12 @@ def positive(name, value, unit="same unit as wavelength", owner="") -> float:
 def field_shape(input_shape, owner, min_ndim=2) -> tuple[int, ...]:
     """Validate a field shape ``(..., ny, nx)`` (at least ``min_ndim`` positive sizes)."""
     try:
-        shape = tuple(int(n) for n in input_shape)
+        items = tuple(input_shape)
     except TypeError:
         raise TypeError(
             f"{owner} input_shape must be a tuple of ints (..., ny, nx), got {input_shape!r}"
         ) from None
+    shape = as_ints(items, f"{owner} input_shape")
     if len(shape) < min_ndim or any(n < 1 for n in shape):
         raise ValueError(
             f"{owner} needs input_shape with at least {min_ndim} positive sizes "

@@ -1,4 +1,12 @@
-"""Dtype helpers shared by operators: defaults, real/complex embedding and restriction."""
+"""Dtype helpers shared by operators: defaults, real/complex embedding and restriction.
+
+Dtypes follow the data unless pinned. An operator whose ``follows_dtype`` is true declares
+its real working dtype (``input_dtype`` float32, or float64 under ``jax_enable_x64``) and also
+accepts the complex dtype of that precision; ``result_dtype`` gives the output dtype for
+either (complex for complex input, for the linear ones). A pinned operator (``follows_dtype``
+false) accepts its ``input_dtype`` only, and inputs that promote to it without loss (a real
+input into a complex operator, an integer into a float one).
+"""
 
 import jax
 import jax.numpy as jnp
@@ -46,5 +54,23 @@ def restrict(y, dtype):
     return y if y.dtype == dtype else y.astype(dtype)
 
 
-def describe_dtype(dtype) -> str:
-    return "any dtype" if dtype is None else jnp.dtype(dtype).name
+def accepted_dtype(dtype, input_dtype, follows: bool):
+    """The dtype an input of ``dtype`` is embedded into, or ``None`` when that would lose data.
+
+    ``input_dtype`` ``None`` accepts anything (shape-polymorphic operators). A following
+    operator takes complex input in the complex dtype of its working precision.
+    """
+    if input_dtype is None:
+        return jnp.dtype(dtype)
+    target = complex_dtype_of(input_dtype) if follows and is_complex(dtype) else input_dtype
+    return target if jnp.promote_types(dtype, target) == target else None
+
+
+def describe_dtype(dtype, follows: bool = False) -> str:
+    """``float32``; ``float32 or complex64`` for a dtype that follows the data."""
+    if dtype is None:
+        return "any dtype"
+    name = jnp.dtype(dtype).name
+    return (
+        f"{name} or {complex_dtype_of(dtype).name}" if follows and not is_complex(dtype) else name
+    )

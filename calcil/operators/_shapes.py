@@ -1,30 +1,58 @@
-"""Shape helpers shared by operators: axis normalisation, per-axis arguments, broadcasting."""
+"""Shape helpers shared by operators: integers, axis normalisation, per-axis arguments,
+broadcasting.
+
+Shapes, axes, factors and offsets are static integers: Python ints and NumPy integers are
+accepted (``operator.index``); floats are refused rather than truncated.
+"""
+
+import operator
 
 import numpy as np
+
+
+def as_int(value, name: str) -> int:
+    """``value`` as a Python int (NumPy integers too), or a ``TypeError`` naming ``name``."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be an integer (int or NumPy integer), got {value!r} of type "
+            f"{type(value).__name__}: pass whole numbers, e.g. int(round(v))."
+        ) from None
+
+
+def as_ints(values, name: str) -> tuple[int, ...]:
+    """A sequence of integers as a tuple of Python ints (see :func:`as_int`)."""
+    try:
+        items = tuple(values)
+    except TypeError:
+        raise TypeError(f"{name} must be a sequence of integers, got {values!r}") from None
+    return tuple(as_int(v, name) for v in items)
 
 
 def normalize_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:
     """Non-negative, unique axes; ``None`` means all axes."""
     if axes is None:
         return tuple(range(ndim))
-    if isinstance(axes, int):
-        axes = (axes,)
+    axes = (as_int(axes, name),) if np.ndim(axes) == 0 else as_ints(axes, name)
     out = []
     for a in axes:
-        a = int(a)
         if not -ndim <= a < ndim:
-            raise ValueError(f"{name}={tuple(axes)} is out of range for a {ndim}-d input")
+            raise ValueError(
+                f"{name}={axes} is out of range for a {ndim}-d input: give axes in "
+                f"[-{ndim}, {ndim})"
+            )
         out.append(a % ndim)
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}={tuple(axes)} repeats an axis")
+        raise ValueError(f"{name}={axes} repeats an axis: give each axis once")
     return tuple(out)
 
 
 def per_axis(value, n: int, name: str) -> tuple[int, ...]:
     """An int or a length-``n`` sequence of ints as a tuple of ``n`` ints."""
     if np.ndim(value) == 0:
-        return (int(value),) * n
-    value = tuple(int(v) for v in value)
+        return (as_int(value, name),) * n
+    value = as_ints(value, name)
     if len(value) != n:
         raise ValueError(f"{name} needs {n} values (one per axis), got {value}")
     return value

@@ -1,10 +1,15 @@
 """Operator algebra: immutable pytree operators, composition, sums, scaling and adjoints.
 
 An :class:`Operator` maps arrays of a declared ``input_shape``/``input_dtype`` to arrays of a
-declared ``output_shape``/``output_dtype``. Operators are JAX pytrees: array fields (a PSF, a
-pupil, weights) are leaves, everything else (shapes, axes, modes) is static. They can therefore
-be passed through ``jax.jit``, ``jax.vmap`` and ``jax.grad`` as ordinary arguments, and built
-from traced values inside a forward model (blind deconvolution differentiates through a PSF).
+declared ``output_shape``/``output_dtype``. Dtypes follow the data unless pinned: an operator
+with ``follows_dtype`` true declares its real working dtype (float32, float64 under x64),
+accepts real or complex input of that precision, and returns complex output for complex
+input; compositions, sums and multiples resolve their dtypes from their parts.
+
+Operators are JAX pytrees: array fields (a PSF, a pupil, weights) are leaves, everything else
+(shapes, axes, modes) is static. They can therefore be passed through ``jax.jit``,
+``jax.vmap`` and ``jax.grad`` as ordinary arguments, and built from traced values inside a
+forward model (blind deconvolution differentiates through a PSF).
 
 Writing an operator::
 
@@ -36,12 +41,16 @@ import jax.numpy as jnp
 
 from calcil._struct import Struct, short_repr, static_field
 from calcil.operators._dtypes import (
+    accepted_dtype,
+    complex_dtype_of,
     default_real,
     describe_dtype,
     embed,
+    is_complex,
     real_dtype_of,
     restrict,
 )
+from calcil.operators._shapes import as_ints
 from calcil.operators._symbolic import Symbolic
 
 Shape = tuple[int, ...]
@@ -57,9 +66,10 @@ def _normalize_shape(shape, name="input_shape") -> Shape | None:
     if shape is None:
         return None
     try:
-        out = tuple(int(n) for n in shape)
+        items = tuple(shape)
     except TypeError:
         raise TypeError(f"{name} must be a tuple of ints, got {shape!r}") from None
+    out = as_ints(items, name)
     if any(n < 0 for n in out):
         raise ValueError(f"{name} must be non-negative, got {out}")
     return out
@@ -70,7 +80,17 @@ def _normalize_dtype(dtype):
 
 
 _RESERVED = frozenset(
-    {"forward", "adjoint", "autodiff_adjoint", "H", "gram", "norm", "linearize", "linear"}
+    {
+        "forward",
+        "adjoint",
+        "autodiff_adjoint",
+        "H",
+        "gram",
+        "norm",
+        "linearize",
+        "linear",
+        "result_dtype",
+    }
 )
 
 
@@ -82,6 +102,14 @@ class Operator(Struct):
     ``jax.eval_shape`` unless given. ``input_shape=None`` declares a shape-polymorphic
     elementwise operator (such as :class:`Intensity`) whose shapes are fixed by composition.
 
+    Dtypes: ``input_dtype`` defaults to float32 (float64 under ``jax_enable_x64``). With
+    ``follows_dtype=True`` (the structural operators built without ``input_dtype``) the
+    operator is not pinned: ``input_dtype``/``output_dtype`` report its real working dtypes
+    (what real data gives), it also accepts the complex dtype of the same precision, and
+    :meth:`result_dtype` tells the output dtype for either (complex for the linear ones). A
+    pinned operator takes its ``input_dtype``; a real input into a complex operator is
+    promoted, and an input that would lose an imaginary part or precision is a ``ValueError``.
+
     Apply with ``A(x)`` or ``A @ x``; compose with ``A @ B``; ``A + B``, ``A - B``, ``c * A``
     and ``-A`` build new operators. Nothing is computed until the result is applied.
     """
@@ -90,11 +118,20 @@ class Operator(Struct):
     input_dtype: Any = static_field()
     output_shape: Shape | None = static_field()
     output_dtype: Any = static_field()
+    follows_dtype: bool = static_field()
 
     linear = False
     _reserved_names = _RESERVED
 
-    def __init__(self, input_shape, input_dtype=None, output_shape=None, output_dtype=None):
+    def __init__(
+        self,
+        input_shape,
+        input_dtype=None,
+        output_shape=None,
+        output_dtype=None,
+        *,
+        follows_dtype=False,
+    ):
         self.input_shape = _normalize_shape(input_shape)
         if input_dtype is None and self.input_shape is not None:
             input_dtype = default_real()
@@ -106,6 +143,36 @@ class Operator(Struct):
             output_dtype = out.dtype if output_dtype is None else output_dtype
         self.output_shape = _normalize_shape(output_shape, "output_shape")
         self.output_dtype = _normalize_dtype(output_dtype)
+        # Following the data needs a real working dtype (complex input is the other kind).
+        self.follows_dtype = bool(
+            follows_dtype
+            and self.input_dtype is not None
+            and self.output_dtype is not None
+            and not is_complex(self.input_dtype)
+        )
+
+    # ------------------------------------------------------------------ dtypes
+    def result_dtype(self, dtype):
+        """The output dtype for an input of ``dtype`` (after the operator embeds it).
+
+        ``output_dtype`` for a pinned operator; for one that follows the data, its complex
+        counterpart when ``dtype`` is complex. A shape-polymorphic operator's is traced on a
+        scalar of ``dtype``.
+        """
+        if dtype is None:
+            return self.output_dtype
+        if self.input_shape is None:
+            return jax.eval_shape(self.forward, jax.ShapeDtypeStruct((), dtype)).dtype
+        if self.follows_dtype and is_complex(dtype):
+            return complex_dtype_of(self.output_dtype)
+        return self.output_dtype
+
+    def _accepted_dtype(self, dtype):
+        """The dtype an input of ``dtype`` is embedded into, ``None`` when it would lose data."""
+        return accepted_dtype(dtype, self.input_dtype, self.follows_dtype)
+
+    def _describe_input(self) -> str:
+        return describe_dtype(self.input_dtype, self.follows_dtype)
 
     # ------------------------------------------------------------------ application
     def forward(self, x: jax.Array) -> jax.Array:
@@ -115,9 +182,12 @@ class Operator(Struct):
     def __call__(self, x) -> jax.Array:
         if isinstance(x, Symbolic):  # a solver probing the forward model's structure
             return x.apply(self)
-        x = _check_input(self, x, self.input_shape, self.input_dtype)
+        x = _check_input(self, x)
         y = self.forward(x)
-        return y if self.output_dtype is None else restrict(y, self.output_dtype)
+        if self.input_shape is None:  # shape-polymorphic: its forward decides
+            return y
+        out = self.result_dtype(x.dtype)
+        return y if out is None else restrict(y, out)
 
     def __matmul__(self, other):
         if isinstance(other, Operator):
@@ -164,20 +234,21 @@ class Operator(Struct):
 
     def linearize(self, x) -> LinearOperator:
         """The Jacobian of this operator at ``x`` as a :class:`LinearOperator` (``jax.jvp``)."""
-        x = _check_input(self, x, self.input_shape, self.input_dtype)
+        x = _check_input(self, x)
         return Linearization(self, x)
 
     # ------------------------------------------------------------------ display
     def _repr_fields(self) -> dict[str, Any]:
-        skip = {"input_shape", "input_dtype", "output_shape", "output_dtype"}
+        skip = {"input_shape", "input_dtype", "output_shape", "output_dtype", "follows_dtype"}
         return {k: v for k, v in super()._repr_fields().items() if k not in skip}
 
     def __repr__(self):
         parts = [f"{k}={short_repr(v)}" for k, v in self._repr_fields().items()]
         if self.input_shape is not None:
+            follows = self.follows_dtype
             parts.append(
-                f"{self.input_shape} {describe_dtype(self.input_dtype)} -> "
-                f"{self.output_shape} {describe_dtype(self.output_dtype)}"
+                f"{self.input_shape} {describe_dtype(self.input_dtype, follows)} -> "
+                f"{self.output_shape} {describe_dtype(self.output_dtype, follows)}"
             )
         return f"{type(self).__name__}({', '.join(parts)})"
 
@@ -197,11 +268,24 @@ class LinearOperator(Operator):
         """Apply the adjoint without checks (override for a hand-written fast path)."""
         return self.autodiff_adjoint(y)
 
+    def _adjoint_result_dtype(self, dtype):
+        """The adjoint's output dtype for ``y`` of ``dtype``: the input space of ``A`` for
+        data of that kind. Complex for complex ``y`` when the dtype follows the data and real
+        input gives real output; otherwise ``y`` does not tell the input's kind, and the
+        adjoint is the one on ``input_dtype``."""
+        if self.follows_dtype and is_complex(dtype) and not is_complex(self.output_dtype):
+            return complex_dtype_of(self.input_dtype)
+        return self.input_dtype
+
     def autodiff_adjoint(self, y: jax.Array) -> jax.Array:
         """The adjoint derived by transposing :meth:`forward`: ``conj(A^T conj(y))``."""
-        spec = jax.ShapeDtypeStruct(self.input_shape, self.input_dtype)
+        y = jnp.asarray(y)
+        in_dtype = self._adjoint_result_dtype(y.dtype)
+        spec = jax.ShapeDtypeStruct(self.input_shape, in_dtype)
         transpose = jax.linear_transpose(self.forward, spec)
-        y = restrict(jnp.asarray(y), self.output_dtype)
+        out_dtype = self.result_dtype(in_dtype)
+        if out_dtype is not None:
+            y = restrict(y, out_dtype)
         (x,) = transpose(jnp.conj(y))
         return jnp.conj(x)
 
@@ -269,24 +353,44 @@ def _random(key, shape, dtype):
     return jax.random.randint(key, shape, -3, 4).astype(dtype)
 
 
-def _check_input(op, x, shape, dtype) -> jax.Array:
-    """Validate ``x`` against a declared shape/dtype and embed it into ``dtype``."""
+def _dtype_error(op, given, what="input") -> ValueError:
+    """What ``op`` takes, what it was given, and how to fix it."""
+    name, expected = type(op).__name__, op._describe_input()
+    given = jnp.dtype(given)
+    if is_complex(given) and not is_complex(op.input_dtype) and not op.follows_dtype:
+        why = "casting would drop the imaginary part"
+        fix = (
+            f"Build the operator with input_dtype={complex_dtype_of(op.input_dtype).name}, "
+            "or pass jnp.real(x) if the imaginary part is meant to be discarded."
+        )
+    else:
+        why = "casting would lose precision"
+        working = real_dtype_of(op.input_dtype)
+        cast = complex_dtype_of(working) if is_complex(given) else working
+        build = (
+            "Build the operator inside jax.enable_x64 (its dtype follows the data in double "
+            f"precision then) or with input_dtype={given.name}"
+            if op.follows_dtype
+            else f"Build the operator with input_dtype={given.name} (inside jax.enable_x64)"
+        )
+        fix = f"{build}, or cast the input with x.astype({cast.name})."
+    return ValueError(f"{name} expects {what} of dtype {expected}, got {given.name}: {why}. {fix}")
+
+
+def _check_input(op, x) -> jax.Array:
+    """Validate ``x`` against ``op``'s input shape and dtype and embed it into that dtype."""
     x = jnp.asarray(x)
+    shape = op.input_shape
     if shape is not None and x.shape != shape:
         raise ValueError(
             f"{type(op).__name__} expects input of shape {shape}, got {x.shape}. "
             "Apply it to arrays of its input_shape (batch with jax.vmap), or build it "
             f"with input_shape={x.shape}."
         )
-    if dtype is None:
-        return x
-    if jnp.promote_types(x.dtype, dtype) != dtype:
-        raise ValueError(
-            f"{type(op).__name__} expects input of dtype {describe_dtype(dtype)}, got "
-            f"{describe_dtype(x.dtype)}, which would lose precision or an imaginary part. "
-            f"Build the operator with input_dtype={x.dtype.name!s} or cast the input."
-        )
-    return embed(x, dtype)
+    target = op._accepted_dtype(x.dtype)
+    if target is None:
+        raise _dtype_error(op, x.dtype)
+    return embed(x, target)
 
 
 # ---------------------------------------------------------------------- combinators
@@ -302,10 +406,17 @@ class Adjoint(LinearOperator):
             operator.output_dtype,
             operator.input_shape,
             operator.input_dtype,
+            follows_dtype=operator.follows_dtype,
         )
 
+    def result_dtype(self, dtype):
+        return self.operator._adjoint_result_dtype(dtype)
+
+    def _adjoint_result_dtype(self, dtype):
+        return self.operator.result_dtype(dtype)
+
     def forward(self, y):
-        return restrict(self.operator.adjoint(y), self.operator.input_dtype)
+        return restrict(self.operator.adjoint(y), self.operator._adjoint_result_dtype(y.dtype))
 
     def adjoint(self, x):
         return self.operator.forward(x)
@@ -334,8 +445,38 @@ def _shape_mismatch(kind, outer, inner, detail):
     )
 
 
+def _compose_dtypes(outer: Operator, inner: Operator):
+    """``(input_dtype, follows_dtype)`` of ``outer @ inner``; ``ValueError`` on a mismatch.
+
+    Both follow: the composition follows. One follows: it takes the kind (real or complex) of
+    the pinned side, and the composition is pinned (``Crop @ AngularSpectrum`` takes and
+    returns complex64). Neither follows: the right output must promote into the left input.
+    """
+    if inner.input_dtype is None or inner.output_dtype is None or outer.input_dtype is None:
+        return inner.input_dtype, inner.follows_dtype and outer.input_dtype is None
+    in_dtype, follows = inner.input_dtype, inner.follows_dtype and outer.follows_dtype
+    middle = inner.output_dtype
+    real_out = not is_complex(inner.output_dtype)
+    if (
+        inner.follows_dtype
+        and real_out
+        and not outer.follows_dtype
+        and is_complex(outer.input_dtype)
+    ):
+        in_dtype = complex_dtype_of(inner.input_dtype)
+        middle = inner.result_dtype(in_dtype)
+    if outer._accepted_dtype(middle) is None:
+        produced = describe_dtype(middle, follows)
+        raise ValueError(
+            f"cannot compose {outer!r} and {inner!r}: the right operator produces {produced} "
+            f"but the left one takes {outer._describe_input()}. Build both in the same "
+            f"precision, or build the left operator with input_dtype={middle.name}."
+        )
+    return in_dtype, follows
+
+
 class Composition(Operator):
-    """``outer @ inner``: apply ``inner`` then ``outer``."""
+    """``outer @ inner``: apply ``inner`` then ``outer``; dtypes resolved from both parts."""
 
     outer: Operator
     inner: Operator
@@ -350,22 +491,25 @@ class Composition(Operator):
                     f"the left operator expects shape {outer.input_shape} but the right "
                     f"one produces {inner.output_shape}",
                 )
-        if outer.input_dtype is not None and inner.output_dtype is not None:
-            if jnp.promote_types(inner.output_dtype, outer.input_dtype) != outer.input_dtype:
-                raise ValueError(
-                    f"cannot compose {outer!r} and {inner!r}: the right operator produces "
-                    f"{describe_dtype(inner.output_dtype)} but the left one takes "
-                    f"{describe_dtype(outer.input_dtype)}. Build the left operator with "
-                    f"input_dtype={inner.output_dtype.name}."
-                )
+        in_dtype, follows = _compose_dtypes(outer, inner)
         self.outer, self.inner = outer, inner
         shaped = outer.input_shape is not None
+        out_dtype = None
+        if shaped and in_dtype is not None:
+            middle = outer._accepted_dtype(inner.result_dtype(in_dtype))
+            out_dtype = outer.result_dtype(middle)
         super().__init__(
             inner.input_shape,
-            inner.input_dtype,
+            in_dtype,
             outer.output_shape if shaped else None,
-            outer.output_dtype if shaped else None,
+            out_dtype,
+            follows_dtype=follows,
         )
+
+    def result_dtype(self, dtype):
+        if not self.follows_dtype or dtype is None or not is_complex(dtype):
+            return super().result_dtype(dtype)
+        return self.outer.result_dtype(self.inner.result_dtype(dtype))
 
     def forward(self, x):
         return self.outer(self.inner(x))
@@ -378,8 +522,9 @@ class LinearComposition(Composition, LinearOperator):
     """``outer @ inner`` of two linear operators; adjoint ``inner^H @ outer^H``."""
 
     def adjoint(self, y):
-        z = restrict(self.outer.H(y), self.inner.output_dtype)
-        return self.inner.H(z)
+        # The inner operator's output space for this data: complex when the data is.
+        middle = self.inner.result_dtype(self._adjoint_result_dtype(y.dtype))
+        return self.inner.H(restrict(self.outer.H(y), middle))
 
     @property
     def gram(self):
@@ -404,9 +549,41 @@ class LinearComposition(Composition, LinearOperator):
         if isinstance(b_outer, Identity) and self.inner.output_dtype == self.outer.input_dtype:
             inner = self.inner._residual_form()
             if inner is None:
-                return self.inner, t_outer
-            return inner[0], compose(inner[1], t_outer)
-        return compose(b_outer, self.inner), t_outer
+                return self.inner, _pin_output(t_outer, self)
+            return inner[0], _pin_output(compose(inner[1], t_outer), self)
+        return compose(b_outer, self.inner), _pin_output(t_outer, self)
+
+
+def _same_dtype(a, b) -> bool:
+    """Equal dtypes, ``None`` only equal to ``None`` (NumPy reads ``dtype == None`` as float64)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return jnp.dtype(a) == jnp.dtype(b)
+
+
+def _sum_dtypes(left: Operator, right: Operator):
+    """``(input_dtype, follows_dtype)`` of ``left + right``; ``ValueError`` on a mismatch.
+
+    Both follow: the sum follows. One follows: it takes the other's (pinned) input dtype,
+    which must have its precision. Neither follows: the input dtypes must be equal.
+    """
+    if left.follows_dtype and right.follows_dtype:
+        ok = _same_dtype(left.input_dtype, right.input_dtype)
+        in_dtype, follows = left.input_dtype, True
+    elif left.follows_dtype or right.follows_dtype:
+        free, pinned = (left, right) if left.follows_dtype else (right, left)
+        in_dtype, follows = pinned.input_dtype, False
+        ok = in_dtype is not None and _same_dtype(free._accepted_dtype(in_dtype), in_dtype)
+    else:
+        ok = _same_dtype(left.input_dtype, right.input_dtype)
+        in_dtype, follows = left.input_dtype, False
+    if not ok:
+        raise ValueError(
+            f"cannot add {left!r} and {right!r}: input dtypes {left._describe_input()} and "
+            f"{right._describe_input()} differ. Build both with the same input_dtype (or "
+            "both in the same precision)."
+        )
+    return in_dtype, follows
 
 
 class Sum(Operator):
@@ -424,17 +601,19 @@ class Sum(Operator):
                 f"shapes {left.input_shape} -> {left.output_shape} and "
                 f"{right.input_shape} -> {right.output_shape} differ",
             )
-        if left.input_dtype != right.input_dtype:
-            raise ValueError(
-                f"cannot add {left!r} and {right!r}: input dtypes "
-                f"{describe_dtype(left.input_dtype)} and {describe_dtype(right.input_dtype)} "
-                "differ. Build both with the same input_dtype."
-            )
+        in_dtype, follows = _sum_dtypes(left, right)
         self.left, self.right = left, right
         out_dtype = None
-        if left.output_dtype is not None:
-            out_dtype = jnp.promote_types(left.output_dtype, right.output_dtype)
-        super().__init__(left.input_shape, left.input_dtype, left.output_shape, out_dtype)
+        if left.output_dtype is not None and right.output_dtype is not None:
+            out_dtype = jnp.promote_types(left.result_dtype(in_dtype), right.result_dtype(in_dtype))
+        super().__init__(
+            left.input_shape, in_dtype, left.output_shape, out_dtype, follows_dtype=follows
+        )
+
+    def result_dtype(self, dtype):
+        if not self.follows_dtype or dtype is None or not is_complex(dtype):
+            return super().result_dtype(dtype)
+        return jnp.promote_types(self.left.result_dtype(dtype), self.right.result_dtype(dtype))
 
     def forward(self, x):
         return self.left(x) + self.right(x)
@@ -447,13 +626,18 @@ class LinearSum(Sum, LinearOperator):
     """Sum of two linear operators; adjoint ``left^H + right^H``."""
 
     def adjoint(self, y):
-        left = self.left.H(restrict(y, self.left.output_dtype))
-        right = self.right.H(restrict(y, self.right.output_dtype))
+        x_dtype = self._adjoint_result_dtype(y.dtype)
+        left = self.left.H(restrict(y, self.left.result_dtype(x_dtype)))
+        right = self.right.H(restrict(y, self.right.result_dtype(x_dtype)))
         return left + right
 
 
 class Scaled(Operator):
-    """``scalar * operator``; the scalar is a leaf, so it may be traced or differentiated."""
+    """``scalar * operator``; the scalar is a leaf, so it may be traced or differentiated.
+
+    A complex scalar on an operator whose dtype follows the data makes every output complex:
+    the product then works on complex inputs (a real input is promoted), like :class:`FFT`.
+    """
 
     scalar: Any
     operator: Operator
@@ -461,12 +645,24 @@ class Scaled(Operator):
     def __init__(self, scalar, operator: Operator):
         self.scalar = scalar
         self.operator = operator
+        in_dtype, follows = operator.input_dtype, operator.follows_dtype
+        if follows and is_complex(jnp.result_type(scalar)):
+            in_dtype, follows = complex_dtype_of(in_dtype), False
         out_dtype = None
         if operator.output_dtype is not None:
-            out_dtype = jnp.result_type(operator.output_dtype, scalar)
+            out_dtype = jnp.result_type(operator.result_dtype(in_dtype), scalar)
         super().__init__(
-            operator.input_shape, operator.input_dtype, operator.output_shape, out_dtype
+            operator.input_shape,
+            in_dtype,
+            operator.output_shape,
+            out_dtype,
+            follows_dtype=follows,
         )
+
+    def result_dtype(self, dtype):
+        if not self.follows_dtype or dtype is None or not is_complex(dtype):
+            return super().result_dtype(dtype)
+        return jnp.result_type(self.operator.result_dtype(dtype), self.scalar)
 
     def forward(self, x):
         return self.scalar * self.operator(x)
@@ -479,8 +675,8 @@ class LinearScaled(Scaled, LinearOperator):
     """Scaled linear operator; adjoint ``conj(c) A^H``."""
 
     def adjoint(self, y):
-        z = restrict(jnp.conj(self.scalar) * y, self.operator.output_dtype)
-        return self.operator.H(z)
+        middle = self.operator.result_dtype(self._adjoint_result_dtype(y.dtype))
+        return self.operator.H(restrict(jnp.conj(self.scalar) * y, middle))
 
     @property
     def gram(self):
@@ -489,7 +685,9 @@ class LinearScaled(Scaled, LinearOperator):
 
     def _residual_form(self):
         form = self.operator._residual_form()
-        return None if form is None else (scale(self.scalar, form[0]), form[1])
+        if form is None:
+            return None
+        return scale(self.scalar, form[0]), _pin_output(form[1], self)
 
 
 class Linearization(LinearOperator):
@@ -508,6 +706,20 @@ class Linearization(LinearOperator):
 
     def __repr__(self):
         return f"linearize({self.operator!r}, at {short_repr(self.point)})"
+
+
+def _pin_output(t: LinearOperator, op: LinearOperator) -> LinearOperator:
+    """``t`` taking ``y`` as ``op``'s output space does: pinned when ``op`` is pinned.
+
+    The ``T`` of a residual form may follow the data while ``op`` is pinned (a real kernel's
+    convolution composed with a complex operator): a real ``y`` must then be embedded in
+    ``op``'s complex output space, as ``op(x) - y`` does.
+    """
+    if op.follows_dtype or not t.follows_dtype:
+        return t
+    from calcil.operators.elementwise import Identity
+
+    return compose(t, Identity(op.output_shape, op.output_dtype))
 
 
 def compose(outer: Operator, inner: Operator) -> Operator:

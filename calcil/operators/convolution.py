@@ -8,7 +8,7 @@ import numpy as np
 
 from calcil._struct import static_field
 from calcil.operators._dtypes import inexact_or_default, is_complex
-from calcil.operators._shapes import normalize_axes, sum_to_shape
+from calcil.operators._shapes import as_ints, normalize_axes, sum_to_shape
 from calcil.operators.base import LinearOperator
 
 __all__ = ["Convolve"]
@@ -30,6 +30,31 @@ def next_fast_len(n: int) -> int:
             p35 *= 3
         p5 *= 5
     return best
+
+
+def _check_kernel(kernel):
+    """An empty PSF is an error: a zero-size axis always, all zeros when the values are known.
+
+    A traced kernel (blind deconvolution builds the operator from the unknown PSF) is not
+    inspected.
+    """
+    shape = np.shape(kernel)
+    if 0 in shape:
+        raise ValueError(
+            f"Convolve kernel of shape {shape} is empty (a zero-size axis): give a PSF with at "
+            "least one sample along every axis."
+        )
+    if isinstance(kernel, jax.core.Tracer):
+        return
+    values = kernel if isinstance(kernel, jax.Array) else np.asarray(kernel)
+    with jax.ensure_compile_time_eval():  # a concrete kernel inside a jit trace stays concrete
+        nonzero = bool((values != 0).any())
+    if not nonzero:
+        raise ValueError(
+            f"Convolve kernel of shape {shape} is all zeros, so every output would be zero: "
+            "check how the PSF was computed (a crop that missed the peak, a normalisation by "
+            "a zero sum); a delta at kernel.shape // 2 is the identity."
+        )
 
 
 def _kernel_on_input_axes(kernel, ndim, axes):
@@ -57,7 +82,12 @@ class Convolve(LinearOperator):
     The kernel spectrum is computed once, at construction, and is a pytree leaf: build the
     operator inside a forward model to differentiate through the kernel (blind deconvolution).
     Real kernels on real inputs use ``rfftn``; the adjoint is the correlation with the kernel,
-    ``ifft(conj(K) fft(y))``.
+    ``ifft(conj(K) fft(y))``. An empty kernel (a zero-size axis, or all zeros when its values
+    are concrete) is a ``ValueError``.
+
+    Dtypes: a real kernel without ``input_dtype`` follows the data: real input gives real
+    output, complex input (of the kernel's precision) complex output, convolving the real and
+    imaginary parts separately. A complex kernel takes complex input (a real one is promoted).
 
     Args:
         kernel: the PSF; ``len(axes)`` dimensions (broadcast over the other axes) or as many
@@ -65,7 +95,8 @@ class Convolve(LinearOperator):
         input_shape: shape of ``x``, including leading batch axes.
         axes: convolved axes; default the last ``kernel.ndim`` axes.
         mode: ``"circular"``, ``"full"``, ``"same"`` or ``"valid"``.
-        input_dtype: dtype of ``x``; default the kernel's (float32 for a float32 PSF).
+        input_dtype: pins the dtype of ``x``; by default the kernel's precision, following
+            the data for a real kernel.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -88,8 +119,9 @@ class Convolve(LinearOperator):
     def __init__(self, kernel, input_shape, axes=None, mode="circular", input_dtype=None):
         if mode not in MODES:
             raise ValueError(f"Convolve mode must be one of {MODES}, got {mode!r}")
+        _check_kernel(kernel)
         kernel = jnp.asarray(kernel)
-        input_shape = tuple(int(n) for n in input_shape)
+        input_shape = as_ints(input_shape, "Convolve input_shape")
         ndim = len(input_shape)
         if axes is None:
             if kernel.ndim > ndim:
@@ -122,6 +154,7 @@ class Convolve(LinearOperator):
                 f"valid Convolve needs the input at least as large as the kernel along {axes}:"
                 f" kernel {ksizes}, input {sizes}"
             )
+        follows = input_dtype is None and not is_complex(kernel.dtype)
         if input_dtype is None:
             input_dtype = inexact_or_default(kernel.dtype)
         input_dtype = jnp.dtype(input_dtype)
@@ -149,7 +182,7 @@ class Convolve(LinearOperator):
         if not self.real:
             kernel = kernel.astype(jnp.promote_types(kernel.dtype, jnp.complex64))
         self.spectrum = self._fft(kernel)
-        super().__init__(input_shape, input_dtype)
+        super().__init__(input_shape, input_dtype, follows_dtype=follows)
 
     # ------------------------------------------------------------------ helpers
     def _fft(self, x):
@@ -160,14 +193,27 @@ class Convolve(LinearOperator):
         fn = jnp.fft.irfftn if self.real else jnp.fft.ifftn
         return fn(x, s=self.fft_shape, axes=self.axes)
 
+    def _by_parts(self, fn, x):
+        """``fn`` on complex ``x`` with a real kernel: real and imaginary parts separately."""
+        if not (self.real and is_complex(x.dtype)):
+            return fn(x)
+        parts = jax.vmap(fn)(jnp.stack([x.real, x.imag]))
+        return jax.lax.complex(parts[0], parts[1])
+
     def forward(self, x):
+        return self._by_parts(self._forward, x)
+
+    def adjoint(self, y):
+        return self._by_parts(self._adjoint, y)
+
+    def _forward(self, x):
         y = self._ifft(self.spectrum * self._fft(x))
         for a, s, n in zip(self.axes, self.out_start, self.out_sizes, strict=True):
             if n != y.shape[a]:
                 y = jax.lax.slice_in_dim(y, s, s + n, axis=a)
         return y
 
-    def adjoint(self, y):
+    def _adjoint(self, y):
         if self.mode != "circular":
             widths = [(0, 0)] * y.ndim
             for a, s, L in zip(self.axes, self.out_start, self.fft_shape, strict=True):
@@ -193,14 +239,15 @@ class Convolve(LinearOperator):
         """For circular mode ``A = F^{-1} K F``: ``||A x - y|| = ||K F x - F y||`` (Parseval).
 
         ``F`` is the unitary DFT over ``axes``; with ``rfftn`` (real data) the half spectrum
-        is weighted so that its norm is the full spectrum's.
+        is weighted so that its norm is the full spectrum's. When the dtype follows the data,
+        complex data goes through the full DFT (``B`` and ``T`` then both return full spectra).
         """
         if self.mode != "circular" or self.output_shape != self.input_shape:
             return None
         weights = _parseval_weights(self.fft_shape, self.real, self.spectrum.ndim, self.axes)
         weights = weights.astype(jnp.finfo(self.spectrum.dtype).dtype)
-        b = _WeightedSpectrum(weights * self.spectrum, self)
-        t = _WeightedSpectrum(weights, self, self.output_dtype)
+        b = _WeightedSpectrum(weights * self.spectrum, weights, self, self.input_dtype)
+        t = _WeightedSpectrum(weights, weights, self, self.output_dtype)
         return b, t
 
     def _repr_fields(self):
@@ -226,24 +273,47 @@ def _parseval_weights(fft_shape, real, ndim, axes):
     return jnp.asarray(np.sqrt(twice / n).reshape(shape))
 
 
+def _hermitian_full(half, fft_shape, axes):
+    """The full spectrum over ``axes`` of a real array from its ``rfftn`` half ``half``.
+
+    The bins ``k >= n // 2 + 1`` of the last axis are ``conj(X[-k])``, every other transformed
+    index negated too (``X[-j] = conj(X[j])`` for real data).
+    """
+    last, n = axes[-1], fft_shape[-1]
+    kept = half.shape[last]
+    if kept == n:  # n <= 2: the half spectrum is the whole one
+        return half
+    upper = jnp.flip(jax.lax.slice_in_dim(half, 1, n - kept + 1, axis=last), last)
+    for a in axes[:-1]:
+        if upper.shape[a] > 1:
+            upper = jnp.roll(jnp.flip(upper, a), 1, a)  # index j -> -j mod N
+    return jnp.concatenate([half, jnp.conj(upper)], axis=last)
+
+
 class _WeightedSpectrum(LinearOperator):
     """``x -> w * F x`` with ``F`` the (r)fftn of a :class:`Convolve`'s axes and size.
 
     The factor ``B`` (and ``T``) of :meth:`Convolve._residual_form`; its adjoint comes from
-    autodiff.
+    autodiff. ``weights`` is ``w K`` (``B``) or ``w`` (``T``), ``parseval`` is ``w``. When the
+    dtype follows the data, complex ``x`` goes through the full DFT, scaled by ``1/sqrt(N)``,
+    times ``K`` extended to the full grid: ``B`` and ``T`` agree for data of the same kind.
     """
 
     weights: jax.Array
+    parseval: jax.Array
     axes: tuple[int, ...] = static_field()
     fft_shape: tuple[int, ...] = static_field()
     real: bool = static_field()
 
-    def __init__(self, weights, conv: Convolve, input_dtype=None):
-        self.weights = weights
+    def __init__(self, weights, parseval, conv: Convolve, input_dtype):
+        self.weights, self.parseval = weights, parseval
         self.axes, self.fft_shape, self.real = conv.axes, conv.fft_shape, conv.real
-        dtype = conv.input_dtype if input_dtype is None else input_dtype
-        super().__init__(conv.input_shape, dtype)
+        super().__init__(conv.input_shape, input_dtype, follows_dtype=conv.follows_dtype)
 
     def forward(self, x):
+        if self.real and is_complex(x.dtype):
+            kernel = _hermitian_full(self.weights / self.parseval, self.fft_shape, self.axes)
+            scale = 1 / math.sqrt(math.prod(self.fft_shape))
+            return kernel * (scale * jnp.fft.fftn(x, s=self.fft_shape, axes=self.axes))
         fn = jnp.fft.rfftn if self.real else jnp.fft.fftn
         return self.weights * fn(x, s=self.fft_shape, axes=self.axes)

@@ -31,7 +31,8 @@ class FiniteDifference(LinearOperator):
         input_shape: shape of ``x``.
         axes: differentiated axes; ``None`` means all axes.
         boundary: ``"periodic"`` or ``"neumann"``.
-        input_dtype: dtype of ``x``; default float32 (complex inputs are allowed).
+        input_dtype: pins the dtype of ``x``; by default it follows the data (real or
+            complex of the working precision, the output of the same dtype).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -48,7 +49,11 @@ class FiniteDifference(LinearOperator):
             raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
         self.axes = normalize_axes(axes, len(input_shape))
         self.boundary = boundary
-        super().__init__(input_shape, default_real() if input_dtype is None else input_dtype)
+        super().__init__(
+            input_shape,
+            default_real() if input_dtype is None else input_dtype,
+            follows_dtype=input_dtype is None,
+        )
 
     def _diff(self, x, axis):
         if self.boundary == "periodic":

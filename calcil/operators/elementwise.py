@@ -1,18 +1,22 @@
-"""Elementwise operators: Identity, Diagonal (weights with broadcasting), Intensity, Exp."""
+"""Elementwise operators: Identity, Diagonal (weights with broadcasting), Intensity, Exp.
+
+Identity, and Diagonal with real weights, follow the data's dtype unless ``input_dtype`` pins
+it: real or complex input of the working precision, output of the same kind.
+"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil.operators._dtypes import default_real, inexact_or_default
-from calcil.operators._shapes import sum_to_shape
+from calcil.operators._dtypes import default_real, inexact_or_default, is_complex
+from calcil.operators._shapes import as_ints, sum_to_shape
 from calcil.operators.base import LinearOperator, Operator
 
 __all__ = ["Diagonal", "Exp", "Identity", "Intensity"]
 
 
 class Identity(LinearOperator):
-    """``I x = x``.
+    """``I x = x``; the dtype follows the data unless ``input_dtype`` pins it.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -21,7 +25,11 @@ class Identity(LinearOperator):
     """
 
     def __init__(self, input_shape, input_dtype=None):
-        super().__init__(input_shape, default_real() if input_dtype is None else input_dtype)
+        super().__init__(
+            input_shape,
+            default_real() if input_dtype is None else input_dtype,
+            follows_dtype=input_dtype is None,
+        )
 
     def forward(self, x):
         return x
@@ -43,7 +51,10 @@ class Diagonal(LinearOperator):
     Args:
         weights: array ``w`` (a leaf: it may be traced or estimated).
         input_shape: shape of ``x``; defaults to ``w.shape``.
-        input_dtype: dtype of ``x``; defaults to the dtype of ``w``.
+        input_dtype: pins the dtype of ``x``. By default complex weights take complex input
+            of their precision (a real input is promoted), and real weights follow the data:
+            real or complex input of their precision (integer weights: the working
+            precision), output of the same kind.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -58,17 +69,20 @@ class Diagonal(LinearOperator):
         self.weights = jnp.asarray(weights)
         if input_shape is None:
             input_shape = self.weights.shape
+        input_shape = as_ints(input_shape, "Diagonal input_shape")
         try:
-            np.broadcast_shapes(tuple(input_shape), self.weights.shape)
+            np.broadcast_shapes(input_shape, self.weights.shape)
         except ValueError:
             raise ValueError(
                 f"Diagonal weights of shape {self.weights.shape} do not broadcast with "
-                f"input_shape {tuple(input_shape)}"
+                f"input_shape {input_shape}: give weights of the input's shape or ones that "
+                "broadcast to it."
             ) from None
         dtype = input_dtype
         if dtype is None:
             dtype = inexact_or_default(self.weights.dtype)
-        super().__init__(input_shape, dtype)
+        follows = input_dtype is None and not is_complex(dtype)
+        super().__init__(input_shape, dtype, follows_dtype=follows)
 
     def forward(self, x):
         return self.weights * x
@@ -81,7 +95,8 @@ class Diagonal(LinearOperator):
         """``A^H A = Diagonal(sum |w|^2)``, summed over the axes ``w`` broadcasts to."""
         out_shape = np.broadcast_shapes(self.input_shape, self.weights.shape)
         w2 = jnp.broadcast_to(jnp.abs(self.weights) ** 2, out_shape)
-        return Diagonal(sum_to_shape(w2, self.input_shape), self.input_shape, self.input_dtype)
+        pinned = None if self.follows_dtype else self.input_dtype
+        return Diagonal(sum_to_shape(w2, self.input_shape), self.input_shape, pinned)
 
 
 class Intensity(Operator):

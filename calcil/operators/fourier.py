@@ -24,13 +24,19 @@ class FFT(LinearOperator):
     ``centered=True`` puts the origin in the middle of both grids:
     ``fftshift(fftn(ifftshift(x)))`` over the same axes.
 
+    Dtypes: the output is complex for any input, so an FFT built without ``input_dtype``
+    works on the complex space: a real input is promoted, and ``F.H`` returns complex arrays.
+    It does not follow the data (complex out would not tell the adjoint whether the input was
+    real). Pin ``input_dtype=float32`` for the map on real inputs, whose adjoint returns the
+    real part; composed with a dtype-following operator, an unpinned FFT makes the
+    composition complex (``FFT(...) @ Crop(...)`` takes complex64).
+
     Args:
         input_shape: shape of ``x``.
         axes: axes to transform; ``None`` means all axes.
         norm: ``"ortho"`` (default), ``"backward"`` or ``"forward"``, as in ``numpy.fft``.
         centered: use the centred (fftshift) convention.
-        input_dtype: dtype of ``x``; default complex64 (complex128 with x64). A real input
-            dtype is allowed: the adjoint then returns the real part.
+        input_dtype: dtype of ``x``; default complex64 (complex128 with x64).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc

@@ -3,6 +3,10 @@
 Each acts on the trailing axes it is given (leading batch axes pass through) and has a
 hand-written adjoint: Crop and Pad are each other's adjoints, Subsample's adjoint puts samples
 back on a zero grid, Bin's spreads each block value over the block, Gather's scatter-adds.
+
+Dtypes follow the data unless pinned: built without ``input_dtype``, each takes real or
+complex input of the working precision (float32/complex64, or float64/complex128 under x64)
+and returns the same kind; ``input_dtype=`` pins it.
 """
 
 import jax
@@ -11,21 +15,22 @@ import numpy as np
 
 from calcil._struct import static_field
 from calcil.operators._dtypes import default_real
-from calcil.operators._shapes import per_axis, sum_to_shape
+from calcil.operators._shapes import as_int, as_ints, per_axis, sum_to_shape
 from calcil.operators.base import LinearOperator
 
 __all__ = ["Bin", "Crop", "Gather", "Mask", "Pad", "Subsample"]
 
 
 def _dtype(input_dtype):
+    """The working dtype: the default real one (which then follows the data) unless pinned."""
     return default_real() if input_dtype is None else input_dtype
 
 
-def _factors(factors, input_shape):
+def _factors(factors, input_shape, name):
     """An int applies to every axis; a tuple to the last ``len(factors)`` axes."""
     if np.ndim(factors) == 0:
-        return (int(factors),) * len(input_shape)
-    return tuple(int(f) for f in factors)
+        return (as_int(factors, name),) * len(input_shape)
+    return as_ints(factors, name)
 
 
 def _zero_pad(x, widths):
@@ -48,6 +53,8 @@ class Crop(LinearOperator):
         output_shape: window shape; may be shorter than ``input_shape`` (trailing axes).
         start: first index of the window per cropped axis; default ``(in - out) // 2``
             (centred).
+        input_dtype: pins the input dtype; by default it follows the data (real or complex
+            of the working precision, the output of the same dtype).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -58,7 +65,8 @@ class Crop(LinearOperator):
     start: tuple[int, ...] = static_field()
 
     def __init__(self, input_shape, output_shape, start=None, input_dtype=None):
-        input_shape, output_shape = tuple(input_shape), tuple(output_shape)
+        input_shape = as_ints(input_shape, "Crop input_shape")
+        output_shape = as_ints(output_shape, "Crop output_shape")
         lead = len(input_shape) - len(output_shape)
         if lead < 0:
             raise ValueError(
@@ -81,7 +89,8 @@ class Crop(LinearOperator):
                     f"in input_shape {input_shape[lead:]}"
                 )
         self.start = start
-        super().__init__(input_shape, _dtype(input_dtype), output_shape, _dtype(input_dtype))
+        dtype = _dtype(input_dtype)
+        super().__init__(input_shape, dtype, output_shape, dtype, follows_dtype=input_dtype is None)
 
     def forward(self, x):
         return _window(x, self.start, self.output_shape)
@@ -100,6 +109,7 @@ class Pad(LinearOperator):
     Args:
         input_shape: shape of ``x``.
         pad_width: ``int``, ``(before, after)``, or one ``(before, after)`` per axis.
+        input_dtype: pins the input dtype; by default it follows the data.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -110,20 +120,30 @@ class Pad(LinearOperator):
     pad_width: tuple[tuple[int, int], ...] = static_field()
 
     def __init__(self, input_shape, pad_width, input_dtype=None):
-        input_shape = tuple(input_shape)
+        input_shape = as_ints(input_shape, "Pad input_shape")
         try:
-            widths = np.broadcast_to(np.asarray(pad_width, dtype=int), (len(input_shape), 2))
+            widths = np.asarray(pad_width)
+            widths = np.broadcast_to(widths, (len(input_shape), 2))
         except ValueError:
             raise ValueError(
                 f"Pad pad_width={pad_width!r} does not fit a {len(input_shape)}-d input: give "
                 "an int, (before, after) or one (before, after) pair per axis."
             ) from None
+        if widths.size and not np.issubdtype(widths.dtype, np.integer):
+            raise TypeError(
+                f"Pad pad_width must be integers (int or NumPy integers), got {pad_width!r}: "
+                "pass whole numbers of pixels."
+            )
         if (widths < 0).any():
-            raise ValueError(f"Pad pad_width must be non-negative, got {pad_width!r}")
+            raise ValueError(
+                f"Pad pad_width must be non-negative, got {pad_width!r}: use Crop to remove "
+                "samples."
+            )
         self.pad_width = tuple((int(b), int(a)) for b, a in widths)
         pairs = zip(input_shape, self.pad_width, strict=True)
         output_shape = tuple(n + b + a for n, (b, a) in pairs)
-        super().__init__(input_shape, _dtype(input_dtype), output_shape, _dtype(input_dtype))
+        dtype = _dtype(input_dtype)
+        super().__init__(input_shape, dtype, output_shape, dtype, follows_dtype=input_dtype is None)
 
     def forward(self, x):
         return _zero_pad(x, self.pad_width)
@@ -140,6 +160,7 @@ class Subsample(LinearOperator):
         factors: step per axis: an int applies to every axis, a tuple to the last
             ``len(factors)`` axes (leading batch axes are kept whole).
         offset: first kept index per subsampled axis (int or tuple).
+        input_dtype: pins the input dtype; by default it follows the data.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -151,8 +172,8 @@ class Subsample(LinearOperator):
     offset: tuple[int, ...] = static_field()
 
     def __init__(self, input_shape, factors, offset=0, input_dtype=None):
-        input_shape = tuple(input_shape)
-        factors = _factors(factors, input_shape)
+        input_shape = as_ints(input_shape, "Subsample input_shape")
+        factors = _factors(factors, input_shape, "Subsample factors")
         k = len(factors)
         if k > len(input_shape) or any(f < 1 for f in factors):
             raise ValueError(
@@ -165,7 +186,7 @@ class Subsample(LinearOperator):
             raise ValueError(f"Subsample offset {offset} is outside the axes {trailing}")
         lead = len(input_shape) - k
         self.factors, self.offset = (1,) * lead + factors, (0,) * lead + offset
-        super().__init__(input_shape, _dtype(input_dtype))
+        super().__init__(input_shape, _dtype(input_dtype), follows_dtype=input_dtype is None)
 
     def forward(self, x):
         return jax.lax.slice(x, self.offset, x.shape, self.factors)
@@ -184,7 +205,8 @@ class Bin(LinearOperator):
 
     ``y[i, j] = r(x[f0 i : f0 (i+1), f1 j : f1 (j+1)])`` with ``r`` a sum (a camera's
     detector binning) or a mean. ``factors``: an int bins every axis, a tuple the last
-    ``len(factors)`` axes. Each binned axis must be divisible by its factor.
+    ``len(factors)`` axes. Each binned axis must be divisible by its factor. The dtype follows
+    the data unless ``input_dtype`` pins it.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -196,10 +218,10 @@ class Bin(LinearOperator):
     reduce: str = static_field()
 
     def __init__(self, input_shape, factors, reduce="sum", input_dtype=None):
-        input_shape = tuple(input_shape)
+        input_shape = as_ints(input_shape, "Bin input_shape")
         if reduce not in ("sum", "mean"):
             raise ValueError(f"Bin reduce must be 'sum' or 'mean', got {reduce!r}")
-        factors = _factors(factors, input_shape)
+        factors = _factors(factors, input_shape, "Bin factors")
         lead = len(input_shape) - len(factors)
         if lead < 0 or any(f < 1 for f in factors):
             raise ValueError(f"Bin factors {factors} do not fit input_shape {input_shape}")
@@ -210,7 +232,7 @@ class Bin(LinearOperator):
                 "the input to a multiple of the factors first."
             )
         self.factors, self.reduce = factors, reduce
-        super().__init__(input_shape, _dtype(input_dtype))
+        super().__init__(input_shape, _dtype(input_dtype), follows_dtype=input_dtype is None)
 
     def _blocked_shape(self, shape):
         lead = len(shape) - len(self.factors)
@@ -239,6 +261,7 @@ class Gather(LinearOperator):
             (one per leading axis, broadcast together), or a boolean mask of ``input_shape``
             (static NumPy; converted to integer indices). Indices are checked against the
             shape when concrete: JAX would otherwise clamp out-of-range indices silently.
+        input_dtype: pins the input dtype; by default it follows the data.
 
     Example:
         >>> import jax.numpy as jnp, numpy as np, calcil as cc
@@ -250,7 +273,7 @@ class Gather(LinearOperator):
     indices: tuple
 
     def __init__(self, input_shape, indices, input_dtype=None):
-        input_shape = tuple(input_shape)
+        input_shape = as_ints(input_shape, "Gather input_shape")
         if not isinstance(indices, tuple):
             indices = (indices,)
         if len(indices) == 1 and jnp.result_type(indices[0]) == jnp.bool_:
@@ -284,7 +307,7 @@ class Gather(LinearOperator):
                     )
             checked.append(jnp.asarray(idx))
         self.indices = tuple(checked)
-        super().__init__(input_shape, _dtype(input_dtype))
+        super().__init__(input_shape, _dtype(input_dtype), follows_dtype=input_dtype is None)
 
     def forward(self, x):
         return x[self.indices]
@@ -299,6 +322,10 @@ class Gather(LinearOperator):
 class Mask(LinearOperator):
     """``y = m * x`` for a boolean (or 0/1) mask ``m``; self-adjoint, broadcasting like Diagonal.
 
+    A concrete mask with values other than 0 and 1 is refused: weights belong in
+    :class:`Diagonal`. A traced mask (built inside a transformation) is cast to boolean. The
+    dtype follows the data unless ``input_dtype`` pins it.
+
     Example:
         >>> import jax.numpy as jnp, calcil as cc
         >>> M = cc.operators.Mask(jnp.array([True, False, True]))
@@ -309,15 +336,20 @@ class Mask(LinearOperator):
     mask: jax.Array
 
     def __init__(self, mask, input_shape=None, input_dtype=None):
+        if not isinstance(mask, jax.core.Tracer):  # traced masks cannot be inspected
+            _check_binary(mask)
         self.mask = jnp.asarray(mask).astype(bool)
-        input_shape = self.mask.shape if input_shape is None else tuple(input_shape)
+        if input_shape is None:
+            input_shape = self.mask.shape
+        input_shape = as_ints(input_shape, "Mask input_shape")
         try:
             np.broadcast_shapes(input_shape, self.mask.shape)
         except ValueError:
             raise ValueError(
-                f"Mask of shape {self.mask.shape} does not broadcast with input_shape {input_shape}"
+                f"Mask of shape {self.mask.shape} does not broadcast with input_shape "
+                f"{input_shape}: give a mask of the input's shape or one that broadcasts to it."
             ) from None
-        super().__init__(input_shape, _dtype(input_dtype))
+        super().__init__(input_shape, _dtype(input_dtype), follows_dtype=input_dtype is None)
 
     def forward(self, x):
         return jnp.where(self.mask, x, jnp.zeros((), x.dtype))
@@ -328,3 +360,19 @@ class Mask(LinearOperator):
     @property
     def gram(self):
         return self if self.output_shape == self.input_shape else super().gram
+
+
+def _check_binary(mask):
+    """A concrete mask must hold 0/1 (or booleans): soft weights would be rounded to 1."""
+    values = mask if isinstance(mask, jax.Array) else np.asarray(mask)
+    if values.dtype == bool:
+        return
+    with jax.ensure_compile_time_eval():  # a concrete mask inside a jit trace stays concrete
+        binary = (values == 0) | (values == 1)
+        ok = bool(binary.all())
+    if not ok:
+        example = np.asarray(values)[~np.asarray(binary)].flat[0].item()
+        raise ValueError(
+            f"Mask takes a boolean or 0/1 mask, got other values (e.g. {example!r}). For "
+            "weights use cc.operators.Diagonal(weights); for a threshold pass mask > t."
+        )

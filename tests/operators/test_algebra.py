@@ -82,7 +82,7 @@ def test_sum_difference_and_scaling(scalar):
 
 
 def test_complex_scalar_on_real_operator_has_right_adjoint():
-    A = (1 - 2j) * O.Bin((6,), 2)
+    A = (1 - 2j) * O.Bin((6,), 2, input_dtype=jnp.float32)
     assert A.output_dtype == jnp.complex64 and A.input_dtype == jnp.float32
     cc.testing.check_adjoint(A)
 

@@ -18,7 +18,7 @@ def test_composition_shape_mismatch_names_both_operators_and_shapes():
 
 def test_composition_dtype_mismatch_refuses_to_drop_imaginary_part():
     with pytest.raises(ValueError, match=r"produces complex64 but the left one takes float32"):
-        O.Bin((4,), 2) @ O.FFT((4,))
+        O.Bin((4,), 2, input_dtype=jnp.float32) @ O.FFT((4,))
 
 
 def test_sum_shape_mismatch():
@@ -30,7 +30,7 @@ def test_sum_shape_mismatch():
 
 def test_sum_dtype_mismatch():
     with pytest.raises(ValueError, match="input dtypes float32 and complex64 differ"):
-        O.Identity((3,)) + O.Identity((3,), jnp.complex64)
+        O.Identity((3,), jnp.float32) + O.Identity((3,), jnp.complex64)
 
 
 def test_wrong_input_shape_says_expected_and_given():
@@ -45,11 +45,16 @@ def test_wrong_adjoint_input_shape():
 
 def test_complex_input_into_real_operator_is_refused():
     with pytest.raises(ValueError, match="expects input of dtype float32, got complex64"):
-        O.Identity((3,))(jnp.ones(3, jnp.complex64))
+        O.Identity((3,), jnp.float32)(jnp.ones(3, jnp.complex64))
 
 
 def test_real_input_into_complex_operator_is_embedded():
     y = O.FFT((4,))(jnp.ones(4, jnp.float32))
+    assert y.dtype == jnp.complex64
+
+
+def test_complex_input_into_unpinned_operator_follows():
+    y = O.Identity((3,))(jnp.ones(3, jnp.complex64))
     assert y.dtype == jnp.complex64
 
 
@@ -106,6 +111,11 @@ def test_field_shadowing_a_method_is_refused():
         (lambda: O.Mask(jnp.ones(3, bool), input_shape=(4,)), "does not broadcast"),
         (lambda: O.FiniteDifference((4,), boundary="reflect"), "boundary must be one of"),
         (lambda: O.Identity((-1,)), "non-negative"),
+        (lambda: O.Identity((2.5,)), r"input_shape must be an integer .* got 2\.5"),
+        (lambda: O.Subsample((4,), 1.5), "Subsample factors must be an integer"),
+        (lambda: O.Convolve(jnp.zeros((3, 3)), (4, 4)), "is all zeros"),
+        (lambda: O.Convolve(jnp.ones((0, 3)), (4, 4)), r"shape \(0, 3\) is empty"),
+        (lambda: O.Mask(jnp.array([0.0, 0.3])), r"0/1 mask.*use cc\.operators\.Diagonal"),
     ],
 )
 def test_constructor_errors(build, match):
