@@ -269,7 +269,7 @@ def _(dtype, input_dtype):
 
 @register("angular-spectrum-no-bandlimit")
 def _(dtype, input_dtype):
-    return O.AngularSpectrum((9, 8), 0.4, 0.5, -4.0, bandlimit=False, input_dtype=input_dtype)
+    return O.AngularSpectrum((9, 8), 0.4, 0.5, -0.5, bandlimit=False, input_dtype=input_dtype)
 
 
 @register("fresnel-padded")
