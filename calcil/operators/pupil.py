@@ -248,9 +248,7 @@ class Pupil(LinearOperator):
         ``jnp.fft.fftshift`` centres it)."""
         if self.zernike.shape[0] == 0:
             return self.mask.astype(jnp.promote_types(self.mask.dtype, jnp.complex64))
-        phase = jnp.tensordot(
-            self.zernike, self.basis, axes=1, precision=jax.lax.Precision.HIGHEST
-        )
+        phase = jnp.tensordot(self.zernike, self.basis, axes=1, precision=jax.lax.Precision.HIGHEST)
         return self.mask * jnp.exp(1j * phase)
 
     # ---------------------------------------------------------------- application
