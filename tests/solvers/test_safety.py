@@ -14,16 +14,7 @@ import pytest
 import calcil as cc
 from calcil import checkpoint
 from calcil.solvers._lock import LOCK_NAME
-
-
-class LogPrior(cc.priors.Prior):
-    """-log(x): finite for x > 0, NaN for x < 0 (the parameters themselves stay finite)."""
-
-    def __init__(self):
-        super().__init__("log")
-
-    def value(self, x):
-        return -jnp.sum(jnp.log(x))
+from tests.solvers.test_gradient import LogPrior  # -log(x): NaN for x < 0
 
 
 def log_problem():
