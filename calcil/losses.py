@@ -155,6 +155,10 @@ def _check_weight_shape(owner: str, name: str, weight_shape, target: str, target
 class Loss(Struct):
     """Base class: subclasses implement :meth:`elementwise` (or :meth:`value`)."""
 
+    # (why the measurements cannot be negative, how to fix data that is): checked by
+    # check_data for losses of counts or intensities; None allows any sign.
+    _nonnegative = None
+
     target: Any = static_field()
     reduction: str = static_field()
     name: str = static_field()
@@ -191,7 +195,12 @@ class Loss(Struct):
         """
         if self.target is None:
             return
-        _check_values(type(self).__name__, self._data_name(), self.measurement(data))
+        _check_values(
+            type(self).__name__,
+            self._data_name(),
+            self.measurement(data),
+            nonnegative=self._nonnegative,
+        )
 
     def _data_name(self) -> str:
         return f"data[{self.target!r}]"
@@ -333,24 +342,15 @@ class Poisson(Loss):
     """
 
     eps: float = static_field()
+    _nonnegative = (
+        "photon counts",
+        "Pass counts (for a background-subtracted or offset image add the offset back, or "
+        "clip with jnp.maximum(y, 0)), or use cc.losses.L2 for data that can be negative.",
+    )
 
     def __init__(self, target="y", reduction="sum", eps=1e-12, name="poisson"):
         self.eps = float(eps)
         super().__init__(target, reduction, name)
-
-    def check_data(self, data) -> None:
-        """As :meth:`Loss.check_data`; photon counts must also be >= 0."""
-        _check_values(
-            "Poisson",
-            self._data_name(),
-            self.measurement(data),
-            nonnegative=(
-                "photon counts",
-                "Pass counts (for a background-subtracted or offset image add the offset "
-                "back, or clip with jnp.maximum(y, 0)), or use cc.losses.L2 for data that "
-                "can be negative.",
-            ),
-        )
 
     def elementwise(self, prediction, y, batch):
         p = _intensity(prediction)
@@ -373,21 +373,13 @@ class Amplitude(Loss):
         0.5
     """
 
+    _nonnegative = (
+        "measured intensities, whose square roots are the amplitudes",
+        "Clip noisy intensities with jnp.maximum(y, 0), or use cc.losses.L2 on the intensities.",
+    )
+
     def __init__(self, target="y", reduction="sum", name="amplitude"):
         super().__init__(target, reduction, name)
-
-    def check_data(self, data) -> None:
-        """As :meth:`Loss.check_data`; the measured intensities must also be >= 0."""
-        _check_values(
-            "Amplitude",
-            self._data_name(),
-            self.measurement(data),
-            nonnegative=(
-                "measured intensities, whose square roots are the amplitudes",
-                "Clip noisy intensities with jnp.maximum(y, 0), or use cc.losses.L2 on the "
-                "intensities.",
-            ),
-        )
 
     def elementwise(self, prediction, y, batch):
         return 0.5 * (_safe_sqrt(_intensity(prediction)) - _safe_sqrt(y)) ** 2

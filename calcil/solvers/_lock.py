@@ -38,9 +38,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:  # it exists, owned by another user
-        return True
-    except OSError:
+    except OSError:  # PermissionError: it exists, owned by another user
         return True
     return True
 

@@ -18,7 +18,6 @@ are deterministic, so the replay reproduces the same parameters.
 from __future__ import annotations
 
 import dataclasses
-import operator
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -30,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil.solvers import _sharding
+from calcil.solvers._counts import as_count
 
 __all__ = ["IterativeSolver", "Result"]
 
@@ -108,19 +108,8 @@ def _count(name, value, minimum=1, allow_none=False):
     """``value`` as a Python int >= ``minimum`` (NumPy integers accepted), or a ``ValueError``."""
     if value is None and allow_none:
         return None
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        number = None
-    if number is None or number < minimum:
-        kind = {0: "a non-negative integer", 1: "a positive integer"}[minimum]
-        raise ValueError(
-            f"{name} must be {kind} (a Python or NumPy integer), got {value!r}"
-            + (f" of type {type(value).__name__}" if number is None else "")
-        )
-    return number
+    kind = {0: "a non-negative integer", 1: "a positive integer"}[minimum]
+    return as_count(name, value, minimum, f"{kind} (a Python or NumPy integer)")
 
 
 def _show_progress(progress: bool) -> bool:

@@ -9,7 +9,6 @@ Each ``run`` executes ``iterations`` optimizer steps through the shared run loop
 from __future__ import annotations
 
 import dataclasses
-import operator
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy as np
 from calcil.objective import Objective, leaf_paths
 from calcil.solvers import _common as C
 from calcil.solvers import _gram, _sharding
+from calcil.solvers._counts import as_count
 from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers.groups import Group, match_groups
 
@@ -320,18 +320,13 @@ def _check_batching(data, batch_size):
     for mini-batching; ``(None, None)`` without batches."""
     if batch_size is None:
         return None, None
-    try:
-        if isinstance(batch_size, bool):
-            raise TypeError
-        size = operator.index(batch_size)  # int, np.int64 ...
-    except TypeError:
-        size = 0
-    if size < 1:
-        raise ValueError(
-            f"batch_size must be a positive integer (measurements per step), got "
-            f"{batch_size!r}; leave it None to use all data at every step."
-        )
-    batch_size = size
+    batch_size = as_count(
+        "batch_size",
+        batch_size,
+        1,
+        "a positive integer (measurements per step)",
+        "Leave it None to use all data at every step.",
+    )
     leaves = jax.tree_util.tree_leaves(data)
     if not leaves:
         raise ValueError(

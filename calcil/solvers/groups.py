@@ -12,7 +12,6 @@ import difflib
 import functools
 import inspect
 import math
-import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 
 from calcil.objective import leaf_paths
 from calcil.priors.base import Prior
+from calcil.solvers._counts import as_count
 
 __all__ = ["Group", "match_groups"]
 
@@ -181,18 +181,13 @@ class Group:
                 "its learning rate: drop lr=, or pass the name, e.g. Group('adam', lr=...)."
             )
         for name, low in (("start", 0), ("every", 1)):
-            value = getattr(self, name)
-            try:
-                if isinstance(value, bool):
-                    raise TypeError
-                index = operator.index(value)  # int, np.int64 ...; not 2.0
-            except TypeError:
-                index = None
-            if index is None or index < low:
-                raise ValueError(
-                    f"Group {name} must be an integer >= {low}, got {value!r}. Pass a whole "
-                    f"number of steps (a Python or NumPy integer) >= {low}."
-                )
+            index = as_count(
+                f"Group {name}",
+                getattr(self, name),
+                low,
+                f"an integer >= {low}",
+                f"Pass a whole number of steps (a Python or NumPy integer) >= {low}.",
+            )
             object.__setattr__(self, name, index)  # a plain int from here on
         if self.project is not None and not callable(self.project):
             raise TypeError(
