@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._struct import Struct, merge_terms, short_repr, static_field
+from calcil._internal.struct import Struct, merge_terms, short_repr, static_field
 
 __all__ = ["L2", "Amplitude", "Loss", "LossSum", "Poisson", "WeightedL2"]
 

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil.operators._dtypes import complex_dtype_of, is_complex, real_dtype_of, restrict
+from calcil._internal.dtypes import complex_dtype_of, is_complex, real_dtype_of, restrict
 from calcil.operators.base import LinearOperator, Operator
 
 __all__ = ["check_adjoint", "check_operator", "default_rtol", "input_dtypes"]

@@ -1,14 +1,24 @@
-"""Operator algebra and the operator catalogue."""
+"""Operator algebra and the operator catalogue; every public name is flat in ``cc.operators``.
 
-from calcil._struct import static_field
+Core operators live beside the algebra (``base``, ``fourier``, ``convolution``, ``sampling``,
+``elementwise``, ``differences``); imaging modalities in subpackages (``optics``).
+"""
+
+from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator, Operator, from_function
 from calcil.operators.convolution import Convolve
 from calcil.operators.differences import FiniteDifference
 from calcil.operators.elementwise import Diagonal, Exp, Identity, Intensity
 from calcil.operators.fourier import FFT
-from calcil.operators.multislice import MultiSlice
-from calcil.operators.propagation import AngularSpectrum, Fraunhofer, Fresnel
-from calcil.operators.pupil import Pupil, noll_to_nm, zernike
+from calcil.operators.optics import (
+    AngularSpectrum,
+    Fraunhofer,
+    Fresnel,
+    MultiSlice,
+    Pupil,
+    noll_to_nm,
+    zernike,
+)
 from calcil.operators.sampling import Bin, Crop, Gather, Mask, Pad, Subsample
 
 __all__ = [

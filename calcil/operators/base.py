@@ -39,8 +39,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from calcil._struct import Struct, short_repr, static_field
-from calcil.operators._dtypes import (
+from calcil._internal.dtypes import (
     accepted_dtype,
     complex_dtype_of,
     default_real,
@@ -50,7 +49,8 @@ from calcil.operators._dtypes import (
     real_dtype_of,
     restrict,
 )
-from calcil.operators._shapes import as_ints
+from calcil._internal.shapes import as_ints
+from calcil._internal.struct import Struct, short_repr, static_field
 from calcil.operators._symbolic import Symbolic
 
 Shape = tuple[int, ...]

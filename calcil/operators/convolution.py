@@ -6,9 +6,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._struct import static_field
-from calcil.operators._dtypes import inexact_or_default, is_complex
-from calcil.operators._shapes import as_ints, normalize_axes, sum_to_shape
+from calcil._internal.dtypes import inexact_or_default, is_complex
+from calcil._internal.shapes import as_ints, normalize_axes, sum_to_shape
+from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 
 __all__ = ["Convolve"]

@@ -3,9 +3,9 @@
 import jax.numpy as jnp
 from jax import lax
 
-from calcil._struct import static_field
-from calcil.operators._dtypes import default_real
-from calcil.operators._shapes import normalize_axes
+from calcil._internal.dtypes import default_real
+from calcil._internal.shapes import normalize_axes
+from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 
 __all__ = ["FiniteDifference"]

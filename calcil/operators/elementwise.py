@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil.operators._dtypes import default_real, inexact_or_default, is_complex
-from calcil.operators._shapes import as_ints, sum_to_shape
+from calcil._internal.dtypes import default_real, inexact_or_default, is_complex
+from calcil._internal.shapes import as_ints, sum_to_shape
 from calcil.operators.base import LinearOperator, Operator
 
 __all__ = ["Diagonal", "Exp", "Identity", "Intensity"]

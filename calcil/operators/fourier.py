@@ -4,9 +4,9 @@ import math
 
 import jax.numpy as jnp
 
-from calcil._struct import static_field
-from calcil.operators._dtypes import default_complex
-from calcil.operators._shapes import normalize_axes
+from calcil._internal.dtypes import default_complex
+from calcil._internal.shapes import normalize_axes
+from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 from calcil.operators.elementwise import Identity
 

@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._struct import static_field
-from calcil.operators._dtypes import default_real
-from calcil.operators._shapes import as_int, as_ints, per_axis, sum_to_shape
+from calcil._internal.dtypes import default_real
+from calcil._internal.shapes import as_int, as_ints, per_axis, sum_to_shape
+from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 
 __all__ = ["Bin", "Crop", "Gather", "Mask", "Pad", "Subsample"]

@@ -1,8 +1,8 @@
 """Prior algebra: a regulariser ``R(x) -> scalar`` with an optional proximal operator.
 
-``prox(x, step) = argmin_z 0.5 ||z - x||^2 + step R(z)``. Priors are immutable pytrees (see
-:mod:`calcil._struct`): ``w * prior`` scales the value and the prox step; ``a + b`` adds values
-(a sum has no prox in general). Each prior has a short ``name`` used in logs (``tv``, ``l1``).
+``prox(x, step) = argmin_z 0.5 ||z - x||^2 + step R(z)``. Priors are immutable pytrees:
+``w * prior`` scales the value and the prox step; ``a + b`` adds values (a sum has no prox
+in general). Each prior has a short ``name`` used in logs (``tv``, ``l1``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from calcil._struct import Struct, merge_terms, short_repr, static_field
+from calcil._internal.struct import Struct, merge_terms, short_repr, static_field
 
 __all__ = ["Prior", "PriorSum", "Weighted"]
 

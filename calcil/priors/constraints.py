@@ -7,7 +7,7 @@ solver group, or as priors in proximal methods.
 import jax
 import jax.numpy as jnp
 
-from calcil._struct import static_field
+from calcil._internal.struct import static_field
 from calcil.priors.base import Prior
 
 __all__ = ["Box", "NonNegative", "Simplex", "Support"]

@@ -6,7 +6,7 @@ shrink the modulus and keep the sign (phase).
 
 import jax.numpy as jnp
 
-from calcil._struct import static_field
+from calcil._internal.struct import static_field
 from calcil.priors.base import Prior
 
 __all__ = ["L1", "L2", "Huber"]

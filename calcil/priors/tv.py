@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from calcil._struct import static_field
-from calcil.operators._shapes import normalize_axes
+from calcil._internal.shapes import normalize_axes
+from calcil._internal.struct import static_field
 from calcil.operators.differences import FiniteDifference
 from calcil.priors.base import Prior
 

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._struct import short_repr
+from calcil._internal.struct import short_repr
 from calcil.losses import L2, LossSum, WeightedL2, WeightedLoss
 from calcil.objective import leaf_paths
 from calcil.priors.base import PriorSum, Weighted

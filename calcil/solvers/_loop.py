@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from calcil._internal.counts import as_count
 from calcil.solvers import _sharding
-from calcil.solvers._counts import as_count
 
 __all__ = ["IterativeSolver", "Result"]
 

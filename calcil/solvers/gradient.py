@@ -16,10 +16,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from calcil._internal.counts import as_count
 from calcil.objective import Objective, leaf_paths
 from calcil.solvers import _common as C
 from calcil.solvers import _gram, _sharding
-from calcil.solvers._counts import as_count
 from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers.groups import Group, match_groups
 

@@ -21,9 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from calcil._internal.counts import as_count
 from calcil.objective import leaf_paths
 from calcil.priors.base import Prior
-from calcil.solvers._counts import as_count
 
 __all__ = ["Group", "match_groups"]
 

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil import operators as O
-from calcil.operators._dtypes import real_dtype_of
+from calcil._internal.dtypes import real_dtype_of
 
 LINEAR = {}
 NONLINEAR = {}

@@ -13,7 +13,7 @@ import pytest
 
 import calcil as cc
 from calcil import operators as O
-from calcil.operators._dtypes import complex_dtype_of, real_dtype_of
+from calcil._internal.dtypes import complex_dtype_of, real_dtype_of
 from tests.operators.registry import LINEAR, NONLINEAR, build, follows, x64_for
 
 # The operators whose dtype follows the data when built without input_dtype.

@@ -20,9 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._struct import static_field
+from calcil._internal.dtypes import default_complex, is_complex, real_dtype_of
+from calcil._internal.struct import static_field
 from calcil.operators._checks import field_shape, positive
-from calcil.operators._dtypes import default_complex, is_complex, real_dtype_of
 from calcil.operators.base import LinearOperator
 
 __all__ = ["Pupil", "noll_to_nm", "zernike"]

@@ -6,11 +6,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._struct import static_field
+from calcil._internal.dtypes import complex_dtype_of, default_real
+from calcil._internal.struct import static_field
 from calcil.operators._checks import field_shape, positive
-from calcil.operators._dtypes import complex_dtype_of, default_real
 from calcil.operators.base import Operator
-from calcil.operators.propagation import (
+from calcil.operators.optics.propagation import (
     AngularSpectrum,
     _angular_spectrum_transfer,
     _as_leaf,

@@ -24,9 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._struct import static_field
+from calcil._internal.dtypes import complex_dtype_of, default_complex
+from calcil._internal.struct import static_field
 from calcil.operators._checks import field_shape, positive
-from calcil.operators._dtypes import complex_dtype_of, default_complex
 from calcil.operators.base import LinearOperator
 from calcil.operators.convolution import next_fast_len
 

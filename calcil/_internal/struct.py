@@ -8,7 +8,7 @@ fields (a kernel spectrum) are computed once, when the user builds the object.
 
 Example:
     >>> import jax, jax.numpy as jnp
-    >>> from calcil._struct import Struct, static_field
+    >>> from calcil._internal.struct import Struct, static_field
     >>> class Scale(Struct):
     ...     factor: jax.Array
     ...     name: str = static_field()

@@ -1,0 +1,15 @@
+"""Optics operators: propagation, pupils and multi-slice scattering (public in cc.operators)."""
+
+from calcil.operators.optics.multislice import MultiSlice
+from calcil.operators.optics.propagation import AngularSpectrum, Fraunhofer, Fresnel
+from calcil.operators.optics.pupil import Pupil, noll_to_nm, zernike
+
+__all__ = [
+    "AngularSpectrum",
+    "Fraunhofer",
+    "Fresnel",
+    "MultiSlice",
+    "Pupil",
+    "noll_to_nm",
+    "zernike",
+]
