@@ -9,9 +9,15 @@ import jax
 import jax.numpy as jnp
 
 from calcil.objective import Objective, select
-from calcil.solvers import _common as C
 from calcil.solvers import _gram
+from calcil.solvers._linalg import affine_defect, affine_tolerance, axpy, conj, real_dtype, vdot
 from calcil.solvers._loop import IterativeSolver
+from calcil.solvers._requirements import (
+    flatten_params,
+    nonquadratic_loss,
+    nonquadratic_prior,
+    reject_batches,
+)
 
 __all__ = ["ConjugateGradient"]
 
@@ -98,13 +104,13 @@ class ConjugateGradient(IterativeSolver):
             "L2-type loss, L2 priors)"
         )
         advice = "use cc.ProximalGradient or cc.GradientSolver"
-        why = C.nonquadratic_loss(objective.loss)
+        why = nonquadratic_loss(objective.loss)
         if why is not None:
             raise ValueError(
                 f"{what}: the loss {objective.loss!r} is not a convex quadratic ({why}); {advice}."
             )
         for path, prior in objective.priors.items():
-            why = C.nonquadratic_prior(prior)
+            why = nonquadratic_prior(prior)
             if why is not None:
                 raise ValueError(
                     f"{what}: the prior {prior!r} on {path!r} is not a convex quadratic "
@@ -114,22 +120,22 @@ class ConjugateGradient(IterativeSolver):
 
     def _prepare(self, init, data, batch_size, key, axis=None):
         name = "ConjugateGradient"
-        C.reject_batches(name, batch_size, "CG's conjugate directions belong to one fixed system")
-        leaves, treedef = C.flatten_params(name, init)
+        reject_batches(name, batch_size, "CG's conjugate directions belong to one fixed system")
+        leaves, treedef = flatten_params(name, init)
         self.objective.check_data(data)  # before anything is compiled
         for path in self.objective.priors:  # a clear error for a prior on a missing path
             select(init, path)
-        defect = C.affine_defect(self.objective.forward, treedef, leaves, data)
-        if not defect <= C.affine_tolerance(leaves):
+        defect = affine_defect(self.objective.forward, treedef, leaves, data)
+        if not defect <= affine_tolerance(leaves):
             raise ValueError(
                 "ConjugateGradient solves linear least squares, but the forward model is not "
                 f"linear (affine) in the parameters: on random directions it deviates from "
                 f"linearity by {defect:.2g} (relative; tolerance "
-                f"{C.affine_tolerance(leaves):.1g}). Use cc.ProximalGradient or "
+                f"{affine_tolerance(leaves):.1g}). Use cc.ProximalGradient or "
                 "cc.GradientSolver for nonlinear models."
             )
         fast, data = _gram.resolve(self, init, data, batch_size, axis)
-        real = C.real_dtype(leaves)
+        real = real_dtype(leaves)
         tol = self.tol if self.tol is not None else _DEFAULT_TOL[jnp.dtype(real).name]
         zero = jnp.zeros((), real)
         inner = {
@@ -150,7 +156,7 @@ class ConjugateGradient(IterativeSolver):
 
         def gradient(leaves):
             (value, terms), g = jax.value_and_grad(total, has_aux=True)(leaves)
-            return C.conj(g), (value, terms)
+            return conj(g), (value, terms)
 
         x = jax.tree_util.tree_leaves(params)
         g, hessian, (value, terms) = jax.linearize(gradient, x, has_aux=True)
@@ -159,25 +165,25 @@ class ConjugateGradient(IterativeSolver):
 
         def residual_at_zero():
             c = gradient([jnp.zeros_like(xi) for xi in x])[0]
-            return C.vdot(c, c).astype(real)
+            return vdot(c, c).astype(real)
 
         cc = jax.lax.cond(inner["cc"] < 0, residual_at_zero, lambda: inner["cc"])
         r = [-gi for gi in g]
-        rs = C.vdot(r, r).astype(real)
+        rs = vdot(r, r).astype(real)
         converged = rs <= plan.tol**2 * cc
         rs_prev = inner["rs"]
         beta = jnp.where(rs_prev > 0, rs / jnp.where(rs_prev > 0, rs_prev, 1), 0)
-        p = C.axpy(beta, inner["p"], r)
-        pp = C.vdot(p, p).astype(real)
-        curvature = C.vdot(p, hessian(p)).astype(real)
+        p = axpy(beta, inner["p"], r)
+        pp = vdot(p, p).astype(real)
+        curvature = vdot(p, hessian(p)).astype(real)
         rayleigh = curvature / jnp.where(pp > 0, pp, 1)
         curvature_max = jnp.maximum(inner["curvature_max"], rayleigh)
         ok = ~converged & (pp > 0) & (rayleigh > eps * curvature_max)
-        alpha = jnp.where(ok, C.vdot(r, p).astype(real) / jnp.where(ok, curvature, 1), 0)
-        moves = jnp.abs(alpha) * jnp.sqrt(pp) > eps * jnp.sqrt(C.vdot(x, x).astype(real))
+        alpha = jnp.where(ok, vdot(r, p).astype(real) / jnp.where(ok, curvature, 1), 0)
+        moves = jnp.abs(alpha) * jnp.sqrt(pp) > eps * jnp.sqrt(vdot(x, x).astype(real))
         ok = ok & moves
         alpha = jnp.where(ok, alpha, 0)
-        new = C.axpy(alpha, p, x)
+        new = axpy(alpha, p, x)
         code = jnp.where(converged, _CONVERGED, jnp.where(ok, 0, _STALLED)).astype(jnp.int32)
         outputs = {
             "loss/total": value,

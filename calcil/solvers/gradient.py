@@ -18,16 +18,13 @@ import numpy as np
 
 from calcil._internal.counts import as_count
 from calcil.objective import Objective, leaf_paths
-from calcil.solvers import _common as C
 from calcil.solvers import _gram, _sharding
+from calcil.solvers._linalg import conj
 from calcil.solvers._loop import IterativeSolver, Result
+from calcil.solvers._requirements import flatten_params
 from calcil.solvers.groups import Group, match_groups
 
 __all__ = ["GradientSolver", "Result", "group_label"]
-
-
-def _conj(tree):
-    return jax.tree_util.tree_map(lambda g: jnp.conj(g) if jnp.iscomplexobj(g) else g, tree)
 
 
 def _sample(data, key, step, batch_size, n, axis=None):
@@ -135,7 +132,7 @@ class GradientSolver(IterativeSolver):
             tuple(i for i, p in enumerate(paths) if assignment[p] == pattern)
             for pattern in self.groups
         )
-        leaves, treedef = C.flatten_params("GradientSolver", init)
+        leaves, treedef = flatten_params("GradientSolver", init)
         batch_size, n_data = _check_batching(data, batch_size)
         self.objective.check_data(data)  # before anything is compiled
         fast, data = _gram.resolve(self, init, data, batch_size, axis)
@@ -169,7 +166,7 @@ class GradientSolver(IterativeSolver):
             batch = _sample(data, inner["rng"], step, plan.batch_size, plan.n_data, plan.axis)
         leaves = jax.tree_util.tree_leaves(params)
         (value, terms), grads = jax.value_and_grad(total, has_aux=True)(leaves, batch)
-        grads = _conj(grads)  # complex variables descend along conj(grad)
+        grads = conj(grads)  # complex variables descend along conj(grad)
         outputs = {"loss/total": value, **terms}
         new_leaves = list(leaves)
         opt, accum, count = list(inner["opt"]), list(inner["accum"]), list(inner["updates"])

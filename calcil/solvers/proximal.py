@@ -9,9 +9,24 @@ import jax
 import jax.numpy as jnp
 
 from calcil.objective import Objective
-from calcil.solvers import _common as C
 from calcil.solvers import _gram
+from calcil.solvers._linalg import (
+    affine_defect,
+    affine_tolerance,
+    axpy,
+    conj,
+    norm,
+    random_like,
+    real_dtype,
+    vdot,
+)
 from calcil.solvers._loop import IterativeSolver
+from calcil.solvers._requirements import (
+    flatten_params,
+    nonquadratic_loss,
+    prior_leaves,
+    reject_batches,
+)
 
 __all__ = ["ProximalGradient"]
 
@@ -143,19 +158,19 @@ class ProximalGradient(IterativeSolver):
         """Largest eigenvalue of the Hessian of ``f`` at ``leaves``, by power iteration."""
 
         def gradient(ls):
-            return C.conj(jax.grad(self._smooth, argnums=2)(treedef, fast, ls, data))
+            return conj(jax.grad(self._smooth, argnums=2)(treedef, fast, ls, data))
 
         _, hvp = jax.linearize(gradient, leaves)
 
         def body(_, v):
             w = hvp(v)
-            n = C.norm(w)
+            n = norm(w)
             return [(wi / jnp.where(n > 0, n, 1)).astype(wi.dtype) for wi in w]
 
-        n0 = C.norm(v0)
+        n0 = norm(v0)
         v = [(vi / n0).astype(vi.dtype) for vi in v0]
         v = jax.lax.fori_loop(0, iterations, body, v)
-        return C.norm(hvp(v))
+        return norm(hvp(v))
 
     def _prox(self, plan, leaves, s):
         out = list(leaves)
@@ -167,10 +182,10 @@ class ProximalGradient(IterativeSolver):
     # ------------------------------------------------------------------ hooks
     def _prepare(self, init, data, batch_size, key, axis=None):
         name = "ProximalGradient"
-        C.reject_batches(name, batch_size, "FISTA's momentum and step assume the full objective")
-        leaves, treedef = C.flatten_params(name, init)
+        reject_batches(name, batch_size, "FISTA's momentum and step assume the full objective")
+        leaves, treedef = flatten_params(name, init)
         self.objective.check_data(data)  # before anything is compiled
-        prox = C.prior_leaves(self.objective, init, name)
+        prox = prior_leaves(self.objective, init, name)
         for path, value in self.objective.prior_terms(init).items():
             if not jnp.isfinite(value):
                 raise ValueError(
@@ -180,17 +195,17 @@ class ProximalGradient(IterativeSolver):
                 )
         backtracking = self.backtracking
         if backtracking is None:
-            backtracking = C.nonquadratic_loss(self.objective.loss) is not None
+            backtracking = nonquadratic_loss(self.objective.loss) is not None
             if not backtracking:
-                defect = C.affine_defect(self.objective.forward, treedef, leaves, data)
-                backtracking = not defect <= C.affine_tolerance(leaves)
+                defect = affine_defect(self.objective.forward, treedef, leaves, data)
+                backtracking = not defect <= affine_tolerance(leaves)
         fast, fast_data = _gram.resolve(self, init, data, batch_size, axis)
-        real = C.real_dtype(leaves)
+        real = real_dtype(leaves)
         if self.step is not None:
             s = jnp.asarray(self.step, real)
         else:
             iterations = min(self.power_iterations, 10) if backtracking else self.power_iterations
-            v0 = C.random_like(leaves)
+            v0 = random_like(leaves)
             lip = self._lipschitz(treedef, fast, iterations, leaves, fast_data, v0).astype(real)
             s = jnp.where(jnp.isfinite(lip) & (lip > 0), 1 / (SAFETY * lip), 1).astype(real)
         if backtracking:  # the first iteration tries growth * step_size: exactly s
@@ -213,22 +228,22 @@ class ProximalGradient(IterativeSolver):
         """
         value_and_grad = jax.value_and_grad(f)
         f_point, g = value_and_grad(point)
-        g = C.conj(g)
+        g = conj(g)
         real = s0.dtype
         eps = jnp.finfo(real).eps
 
         def candidate(s):
-            z = self._prox(plan, C.axpy(-s, g, point), s)
+            z = self._prox(plan, axpy(-s, g, point), s)
             fz, gz = value_and_grad(z)
-            return z, fz.astype(real), C.conj(gz)
+            return z, fz.astype(real), conj(gz)
 
         def accepted(s, z, fz, gz):
             d = [a - b for a, b in zip(z, point, strict=True)]
-            q_values = fz - f_point - C.vdot(g, d)
-            q_gradients = C.vdot([a - b for a, b in zip(gz, g, strict=True)], d) / 2
+            q_values = fz - f_point - vdot(g, d)
+            q_gradients = vdot([a - b for a, b in zip(gz, g, strict=True)], d) / 2
             rounding = 64 * eps * (jnp.abs(f_point) + jnp.abs(fz))
             q = jnp.where(jnp.abs(q_values) > rounding, q_values, q_gradients)
-            return q <= C.vdot(d, d) / (2 * s)  # False for NaN
+            return q <= vdot(d, d) / (2 * s)  # False for NaN
 
         def rejected(carry):
             s, z, fz, gz, n = carry
@@ -253,7 +268,7 @@ class ProximalGradient(IterativeSolver):
             beta = (t - 1) / t_next
         else:
             t_next, beta = t, jnp.zeros_like(t)
-        y = C.axpy(beta, [a - b for a, b in zip(x, inner["x_prev"], strict=True)], x)
+        y = axpy(beta, [a - b for a, b in zip(x, inner["x_prev"], strict=True)], x)
 
         def f(leaves):
             return self._smooth(plan.treedef, plan.fast, leaves, data, plan.axis)
@@ -274,8 +289,8 @@ class ProximalGradient(IterativeSolver):
             outputs["fista/backtracks"] = n
         else:
             s = inner["step_size"]
-            gy = C.conj(jax.grad(f)(y))
-            z = self._prox(plan, C.axpy(-s, gy, y), s)
+            gy = conj(jax.grad(f)(y))
+            z = self._prox(plan, axpy(-s, gy, y), s)
         outputs["fista/step_size"] = s
         outputs["fista/momentum"] = beta
         inner = {"x_prev": x, "t": t_next, "step_size": s, "value_prev": value.astype(t.dtype)}
