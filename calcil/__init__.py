@@ -6,11 +6,18 @@ descent recover the unknowns. ``calcil.phantoms`` has test objects and ``calcil.
 viewers for 2D, 3D, 4D and complex data.
 """
 
-from calcil import losses, operators, phantoms, priors, testing, viz  # viz loads plotly lazily
+import sys as _sys
+
+# viz imports plotly lazily, logs tensorboardX
+from calcil import logs, losses, operators, phantoms, priors, testing, viz
 from calcil.objective import Objective
 from calcil.solvers import ConjugateGradient, GradientSolver, Group, ProximalGradient, Result
 
 __version__ = "0.1.0.dev0"
+
+# ``calcil.logging`` is an alias of ``calcil.logs`` (TensorBoard event logs) under its former
+# name: ``calcil.logging.read_scalars`` and ``from calcil.logging import ...`` keep working.
+logging = _sys.modules["calcil.logging"] = logs
 
 __all__ = [
     "ConjugateGradient",

@@ -571,7 +571,7 @@ def compare(
 def _scalars(source) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``{key: (steps, values)}`` from a history dict, a Result or a TensorBoard log dir."""
     if isinstance(source, (str, Path)):
-        from calcil.logging import read_scalars
+        from calcil.logs import read_scalars
 
         return read_scalars(source)
     source = getattr(source, "history", source)
@@ -591,7 +591,7 @@ def history(source, keys=None, *, title: str | None = None, log_y: bool = True) 
     Args:
         source: ``result.history`` (a dict of arrays with ``"step"``), a ``Result``, or the
             path of a TensorBoard log directory written by a solver (read back with
-            :func:`calcil.logging.read_scalars`).
+            :func:`calcil.logs.read_scalars`).
         keys: the series to plot, one line each named by its key (default:
             ``"loss/total"``, then every ``"loss/*"`` and ``"prior/*"``); any scalar works,
             e.g. ``"lr/x"``.

@@ -15,7 +15,7 @@ import pytest
 
 import calcil as cc
 from calcil import viz
-from calcil.logging import read_scalars
+from calcil.logs import read_scalars
 
 RNG = np.random.default_rng(0)
 

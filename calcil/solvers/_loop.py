@@ -258,7 +258,7 @@ class IterativeSolver:
         )
         if log_dir is None or jax.process_index() != 0:  # several processes: one writes
             return self._run(init, data, **options)
-        from calcil.logging import check_writable
+        from calcil.logs import check_writable
         from calcil.solvers._lock import DirectoryLock
 
         options["log_dir"] = check_writable(log_dir)  # before any compiling
@@ -323,7 +323,7 @@ class IterativeSolver:
 
         logger = None
         if log_dir is not None and writer:
-            from calcil.logging import TensorBoardLogger
+            from calcil.logs import TensorBoardLogger
 
             logger = TensorBoardLogger(log_dir)
         bar = None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import calcil as cc
-from calcil.logging import read_scalars
+from calcil.logs import read_scalars
 from tests.helpers import randn, x64
 
 

@@ -7,7 +7,7 @@ import optax
 import pytest
 
 import calcil as cc
-from calcil.logging import read_scalars
+from calcil.logs import read_scalars
 from tests.helpers import randn
 
 

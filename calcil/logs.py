@@ -1,4 +1,4 @@
-"""TensorBoard logging with tensorboardX, and reading the event files back.
+"""TensorBoard event logs: writing them with tensorboardX, and reading them back.
 
 Solvers write, under ``log_dir``: every term of the objective (``loss/total``, ``loss/l2``,
 ``prior/x/tv`` ...), each group's learning rate and gradient norm (``lr/<group>``,
@@ -10,9 +10,12 @@ to 16 evenly spaced slices along the leading axes.
 :func:`read_scalars` parses the event files without TensorBoard, so ``viz.history(log_dir)``
 works with the runtime dependencies only.
 
+The module was named ``calcil.logging`` before; that name stays an alias of this one
+(``calcil.logging.read_scalars``, ``from calcil.logging import TensorBoardLogger``).
+
 Example:
     >>> import tempfile, numpy as np
-    >>> from calcil.logging import TensorBoardLogger, read_scalars
+    >>> from calcil.logs import TensorBoardLogger, read_scalars
     >>> d = tempfile.mkdtemp()
     >>> with TensorBoardLogger(d) as log:
     ...     log.scalars(0, {"loss/total": 2.0})

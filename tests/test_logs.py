@@ -1,10 +1,14 @@
-"""TensorBoard logging: panels, event files readable by TensorBoard itself, directory checks."""
+"""TensorBoard event logs: panels, event files readable by TensorBoard itself, directory checks,
+the former module name."""
+
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from calcil.logging import TensorBoardLogger, check_writable, image_panels, read_scalars
+from calcil.logs import TensorBoardLogger, check_writable, image_panels, read_scalars
 
 
 def accumulate(log_dir):
@@ -81,3 +85,20 @@ def test_unwritable_directories_are_refused_with_a_fix(tmp_path):
         check_writable(blocker / "runs")
     assert "log_dir=None" in str(err.value)
     assert check_writable(tmp_path / "new" / "dir").is_dir()
+
+
+def test_the_former_module_name_is_an_alias():
+    import calcil
+    import calcil.logs
+    from calcil.logging import TensorBoardLogger as Logger
+    from calcil.logging import check_writable as check
+    from calcil.logging import image_panels as panels
+    from calcil.logging import read_scalars as read
+
+    assert calcil.logging is calcil.logs
+    assert calcil.logging.read_scalars is read is read_scalars
+    assert (Logger, check, panels) == (TensorBoardLogger, check_writable, image_panels)
+    # also as the first import of a fresh interpreter
+    code = "import calcil.logging as m; print(m.__name__, m.read_scalars.__module__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["calcil.logs", "calcil.logs"]
