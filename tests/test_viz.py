@@ -3,6 +3,7 @@ colour ranges, linked axes, cyclic phase scale, log axes), striding, units, offl
 errors."""
 
 import base64
+import inspect
 import re
 import subprocess
 import sys
@@ -289,6 +290,95 @@ def test_history_from_a_result_and_from_its_tensorboard_log_dir(tmp_path):
         viz.history(3.0)
 
 
+# -------------------------------------------------------------------------- shared keywords
+VIEWERS = {  # each viewer on small data, with the keywords given
+    "slices": lambda **kw: viz.slices(volume(3, 4, 5), **kw),
+    "orthoslices": lambda **kw: viz.orthoslices(volume(3, 4, 5), **kw),
+    "volume4d": lambda **kw: viz.volume4d(volume(2, 3, 4, 5), **kw),
+    "complex_image": lambda **kw: viz.complex_image(volume(4, 5) * np.exp(1j), **kw),
+    "compare": lambda **kw: viz.compare({"a": volume(4, 5), "b": volume(4, 5) - 1}, **kw),
+    "history": lambda **kw: viz.history({"step": np.arange(2), "loss/total": np.ones(2)}, **kw),
+}
+IMAGES = [name for name in VIEWERS if name != "history"]
+DISPLAY = {  # the keywords the image viewers share, with their one default
+    "dx": None,
+    "unit": "µm",
+    "title": None,
+    "colorscale": "gray",
+    "zmin": None,
+    "zmax": None,
+    "part": None,
+    "max_slices": viz.MAX_SLICES,
+    "max_size": viz.MAX_SIZE,
+    "max_voxels": viz.MAX_VOXELS,
+}
+OWN = {  # each viewer's own arguments, and the shared keywords it goes without
+    "slices": (["vol", "axis"], []),
+    "orthoslices": (["vol", "position", "crosshair"], []),
+    "volume4d": (["vol_tzyx", "dt", "t_unit"], []),
+    "complex_image": (["u", "phase_colorscale"], ["part", "max_slices", "max_voxels"]),
+    "compare": (["images", "cols"], ["max_slices"]),
+}
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_viewers_take_the_shared_keywords_with_the_same_defaults(name):
+    own, without = OWN[name]
+    params = inspect.signature(getattr(viz, name)).parameters
+    shared = {k: v for k, v in DISPLAY.items() if k not in without}
+    assert sorted(params) == sorted(own + list(shared))
+    assert {k: params[k].default for k in shared} == shared
+    assert all(params[k].kind is inspect.Parameter.KEYWORD_ONLY for k in shared)
+    for key in [*without, "display", "colour"]:  # nothing else is taken
+        with pytest.raises(TypeError, match=rf"{name}\(\) got an unexpected keyword .*{key}"):
+            VIEWERS[name](**{key: None})
+
+
+@pytest.mark.parametrize("name", VIEWERS)
+def test_the_title_is_the_same_in_every_viewer(name):
+    default = VIEWERS[name]().layout.title
+    assert default.text and (default.x, default.xanchor) == (0.5, "center")
+    assert VIEWERS[name](title="beads").layout.title.to_plotly_json() == {
+        "text": "beads",
+        "x": 0.5,
+        "xanchor": "center",
+    }
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_colour_range_and_map_are_the_same_in_every_viewer(name):
+    fig = VIEWERS[name](zmin=0.25, zmax=0.75, colorscale="viridis")
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.25, 0.75)
+    viridis = go.Layout(coloraxis_colorscale="viridis").coloraxis.colorscale
+    assert fig.layout.coloraxis.colorscale == viridis
+    images = [t for t in fig.data if t.name != "phase"]  # complex_image: phase on its own axis
+    assert images and {t.coloraxis for t in images} == {"coloraxis"}
+    with pytest.raises(ValueError, match="zmin must be below zmax"):
+        VIEWERS[name](zmin=1, zmax=1)
+    one_end = VIEWERS[name](zmax=1e3).layout.coloraxis  # the other from the data, in [0, 1)
+    assert one_end.cmax == 1e3 and one_end.cmin < 1
+
+
+@pytest.mark.parametrize("name", IMAGES)
+def test_pixel_size_unit_and_size_limit_are_the_same_in_every_viewer(name):
+    fig = VIEWERS[name](dx=0.5, unit="nm")  # the first panel shows x across, y down
+    assert (fig.layout.xaxis.title.text, fig.layout.yaxis.title.text) == ("x (nm)", "y (nm)")
+    np.testing.assert_allclose(fig.data[0].x, 0.5 * np.arange(5))
+    np.testing.assert_allclose(fig.data[0].y, 0.5 * np.arange(4))
+    fig = VIEWERS[name](max_size=2)
+    assert fig.data[0].z.shape == (2, 2) and "shown at 1/2 × " in fig.layout.title.text
+    np.testing.assert_array_equal(fig.data[0].x, [0, 3])  # original pixel indices
+    with pytest.raises(ValueError, match="max_size must be a positive integer"):
+        VIEWERS[name](max_size=0)
+
+
+@pytest.mark.parametrize("name", [n for n in IMAGES if n != "complex_image"])
+def test_the_part_shown_is_the_same_in_every_viewer(name):
+    fig = VIEWERS[name](part="imag")  # of real data: zeros, and the title says which part
+    assert "(imaginary part)" in fig.layout.title.text
+    assert all(not np.any(t.z) for t in fig.data)
+
+
 # ------------------------------------------------------------------------- html and errors
 def test_importing_viz_does_not_import_plotly():  # so that calcil can export it lightly
     code = "import sys, calcil.viz; print('plotly' in sys.modules)"
@@ -296,19 +386,9 @@ def test_importing_viz_does_not_import_plotly():  # so that calcil can export it
     assert out.stdout.strip() == "False"
 
 
-def figures():
-    return {
-        "slices": viz.slices(volume(3, 4, 5)),
-        "orthoslices": viz.orthoslices(volume(3, 4, 5)),
-        "volume4d": viz.volume4d(np.zeros((2, 3, 4, 5))),
-        "complex_image": viz.complex_image(np.ones((4, 5), complex)),
-        "compare": viz.compare({"a": np.zeros((4, 5)), "b": np.ones((4, 5))}),
-        "history": viz.history({"step": np.arange(2), "loss/total": np.array([2.0, 1.0])}),
-    }
-
-
 def test_write_html_is_self_contained(tmp_path):
-    for name, fig in figures().items():
+    for name, make in VIEWERS.items():
+        fig = make()
         path = tmp_path / f"{name}.html"
         fig.write_html(path, include_plotlyjs=True)
         html = path.read_text(encoding="utf-8")
