@@ -1,7 +1,11 @@
 """Helpers shared by the prior tests: jitted evaluation (one compile per prior, shape and
-dtype; eager dispatch would recompile in every test) and random inputs."""
+dtype; eager dispatch would recompile in every test) and the dtypes of random inputs."""
 
 import jax
+import numpy as np
+
+# the input dtypes of the tests' ``complex_`` parameter
+DTYPES = {False: np.float64, True: np.complex128}
 
 
 @jax.jit
@@ -21,10 +25,3 @@ def _grad(prior, x):
 
 def value(prior, x):
     return float(_value(prior, x))
-
-
-def randn(rng, shape, complex_=False):
-    x = rng.standard_normal(shape)
-    if complex_:
-        x = x + 1j * rng.standard_normal(shape)
-    return x

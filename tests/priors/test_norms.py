@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from calcil.priors import L1, L2, Huber
-from tests.priors.helpers import _grad, _value, _values, randn, value
+from tests.helpers import fd_grad, randn
+from tests.priors.helpers import DTYPES, _grad, _value, _values, value
 
 
 @jax.jit
@@ -20,24 +21,12 @@ def _prox_objectives(prior, zs, x, step):
     return jax.vmap(lambda z: 0.5 * jnp.sum(jnp.abs(z - x) ** 2) + step * prior(z))(zs)
 
 
-def fd_grad(prior, x, h=1e-6):
-    """Central differences of ``prior``; for complex ``x`` returns ``dR/da + i dR/db``."""
-    x = np.asarray(x)
-    directions = (1.0, 1j) if np.iscomplexobj(x) else (1.0,)
-    eye = np.eye(x.size).reshape((x.size, *x.shape))
-    steps = np.concatenate([h * d * eye for d in directions])
-    fx = np.asarray(_values(prior, np.concatenate([x + steps, x - steps])))
-    slopes = (fx[: len(steps)] - fx[len(steps) :]) / (2 * h)
-    parts = np.split(slopes, len(directions))
-    return sum(d * part for d, part in zip(directions, parts, strict=True)).reshape(x.shape)
-
-
 def assert_grad_matches_fd(prior, x, rtol=1e-6):
     """``jax.grad`` (conjugated for complex inputs, JAX's convention) vs central differences."""
     got = np.asarray(_grad(prior, x))
     if np.iscomplexobj(x):
         got = np.conj(got)
-    want = fd_grad(prior, x)
+    want = fd_grad(lambda xs: _values(prior, xs), x, batched=True)
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
 
 
@@ -50,7 +39,7 @@ def assert_prox_optimal(prior, x, step, rng, tol=1e-12, n=30):
     eye = np.eye(x.size).reshape((x.size, *x.shape))
     candidates = [np.zeros((1, *x.shape))]  # the prox itself first
     for scale in (1e-4, 1e-2, 1e-1, 1.0):
-        candidates += [scale * randn(rng, (n, *x.shape), complex_)]
+        candidates += [scale * randn(rng, (n, *x.shape), DTYPES[complex_])]
         candidates += [scale * s * eye for s in signs]
     values = np.asarray(_prox_objectives(prior, z + np.concatenate(candidates), x, step))
     base = values[0]
@@ -69,7 +58,7 @@ def np_huber(x, delta):
 @pytest.mark.parametrize("shape", [(7,), (4, 5), (2, 3, 4)])
 def test_values_match_numpy(shape, complex_):
     rng = np.random.default_rng(0)
-    x = randn(rng, shape, complex_)
+    x = randn(rng, shape, DTYPES[complex_])
     with jax.enable_x64(True):
         np.testing.assert_allclose(value(L1(), x), np.sum(np.abs(x)), rtol=1e-12)
         np.testing.assert_allclose(value(L2(), x), 0.5 * np.sum(np.abs(x) ** 2), rtol=1e-12)
@@ -126,7 +115,7 @@ def np_huber_prox(x, step, delta):
 @pytest.mark.parametrize("step", [0.0, 0.3, 1.0, 4.0])
 def test_closed_form_proxes(step, complex_):
     rng = np.random.default_rng(1)
-    x = 2 * randn(rng, (5, 6), complex_)
+    x = 2 * randn(rng, (5, 6), DTYPES[complex_])
     x[0, 0] = 0  # prox of 0 is 0
     prox = _prox
     with jax.enable_x64(True):
@@ -158,7 +147,7 @@ def test_huber_prox_by_hand():
 def test_prox_optimality(prior, complex_):
     rng = np.random.default_rng(2)
     with jax.enable_x64(True):
-        x = 2 * randn(rng, (3, 4), complex_)
+        x = 2 * randn(rng, (3, 4), DTYPES[complex_])
         for step in (0.1, 0.8, 2.5):
             assert_prox_optimal(prior, x, step, rng)
 
@@ -199,7 +188,7 @@ def test_prox_jits_with_traced_step_and_prior_as_argument():
 )
 def test_gradients_match_finite_differences(prior, complex_):
     rng = np.random.default_rng(5)
-    x = randn(rng, (3, 4), complex_)
+    x = randn(rng, (3, 4), DTYPES[complex_])
     x = np.where(np.abs(x) < 0.05, 0.5, x)  # keep away from the kink of |x| at 0
     with jax.enable_x64(True):
         assert_grad_matches_fd(prior, x)

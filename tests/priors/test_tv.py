@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from calcil.priors import TV
-from tests.priors.helpers import _grad, _values, randn, value
+from tests.helpers import fd_grad, randn
+from tests.priors.helpers import DTYPES, _grad, _values, value
 
 # ---------------------------------------------------------------------------- references
 
@@ -104,7 +105,7 @@ CASES = [
 @pytest.mark.parametrize("shape, axes", CASES)
 def test_value_matches_numpy(shape, axes, isotropic, complex_):
     rng = np.random.default_rng(1)
-    x = randn(rng, shape, complex_)
+    x = randn(rng, shape, DTYPES[complex_])
     with jax.enable_x64(True):
         for eps in (0.0, 0.1):
             got = value(TV(axes=axes, isotropic=isotropic, eps=eps), x)
@@ -155,18 +156,6 @@ def test_name_repr_has_prox():
 # ---------------------------------------------------------------------------- gradients
 
 
-def fd_grad(prior, x, h=1e-6):
-    """Central differences of ``prior``; for complex ``x`` returns ``dR/da + i dR/db``."""
-    x = np.asarray(x)
-    directions = (1.0, 1j) if np.iscomplexobj(x) else (1.0,)
-    eye = np.eye(x.size).reshape((x.size, *x.shape))
-    steps = np.concatenate([h * d * eye for d in directions])
-    fx = np.asarray(_values(prior, np.concatenate([x + steps, x - steps])))
-    slopes = (fx[: len(steps)] - fx[len(steps) :]) / (2 * h)
-    parts = np.split(slopes, len(directions))
-    return sum(d * part for d, part in zip(directions, parts, strict=True)).reshape(x.shape)
-
-
 GRAD_CASES = [
     pytest.param(TV(), (4, 5), False, id="2d-iso"),
     pytest.param(TV(isotropic=False), (4, 5), False, id="2d-aniso"),
@@ -182,11 +171,13 @@ GRAD_CASES = [
 @pytest.mark.parametrize("tv, shape, complex_", GRAD_CASES)
 def test_gradient_matches_finite_differences(tv, shape, complex_):
     rng = np.random.default_rng(4)
-    x = randn(rng, shape, complex_)
+    x = randn(rng, shape, DTYPES[complex_])
     with jax.enable_x64(True):
         got = np.asarray(_grad(tv, x))
         got = np.conj(got) if complex_ else got
-        np.testing.assert_allclose(got, fd_grad(tv, x), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(
+            got, fd_grad(partial(_values, tv), x, batched=True), rtol=1e-6, atol=1e-7
+        )
 
 
 def test_smoothed_gradient_on_flat_regions_matches_finite_differences():
@@ -194,7 +185,9 @@ def test_smoothed_gradient_on_flat_regions_matches_finite_differences():
     x[1:3, 1:4] = 1.0  # flat regions: |D x| = 0 at many pixels
     tv = TV(eps=0.2)
     with jax.enable_x64(True):
-        np.testing.assert_allclose(_grad(tv, x), fd_grad(tv, x), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(
+            _grad(tv, x), fd_grad(partial(_values, tv), x, batched=True), rtol=1e-6, atol=1e-8
+        )
 
 
 def test_gradient_finite_on_constant_image():
@@ -235,7 +228,7 @@ def test_gradient_on_piecewise_constant_images_matches_numpy(tv, shape, complex_
     """Rounded values: most differences are exactly 0, where the gradient must take the
     subgradient 0 per pixel (isotropic) or per difference (anisotropic), not NaN."""
     rng = np.random.default_rng(7)
-    x = np.round(1.5 * randn(rng, shape, complex_))
+    x = np.round(1.5 * randn(rng, shape, DTYPES[complex_]))
     axes = tuple(range(x.ndim)) if tv.axes is None else tv.axes
     want = np_subgradient(x, axes, tv.isotropic, tv.eps if tv.isotropic else 0.0)
     ctype = {"float32": "complex64", "float64": "complex128"}[dtype]
@@ -252,7 +245,7 @@ def test_second_derivative_matches_finite_differences_of_the_gradient(complex_):
     """``jax.jvp`` of the gradient (what CG's ``jax.linearize`` uses) against central
     differences of the gradient along a random direction."""
     rng = np.random.default_rng(5)
-    x, v = randn(rng, (4, 5, 3), complex_), randn(rng, (4, 5, 3), complex_)
+    x, v = randn(rng, (4, 5, 3), DTYPES[complex_]), randn(rng, (4, 5, 3), DTYPES[complex_])
     tv, h = TV(eps=0.3), 1e-6
     with jax.enable_x64(True):
         grad = jax.grad(tv)
@@ -285,7 +278,7 @@ PROX_CASES = [
 @pytest.mark.parametrize("shape, isotropic, complex_, lam", PROX_CASES)
 def test_prox_matches_certified_reference(shape, isotropic, complex_, lam):
     rng = np.random.default_rng(5)
-    x = randn(rng, shape, complex_)
+    x = randn(rng, shape, DTYPES[complex_])
     z_ref, p_ref = chambolle_pock_tv_prox(x, lam, isotropic)
     # the reference certifies itself: primal - dual >= 0.5 ||z_ref - z*||^2
     assert primal(z_ref, x, lam, isotropic) - dual(p_ref, x, lam) < 1e-10
@@ -327,11 +320,11 @@ def test_prox_optimality_against_perturbations(isotropic, complex_):
         return 0.5 * jnp.sum(jnp.abs(v - x) ** 2) + step * tv(v)
 
     with jax.enable_x64(True):
-        x = randn(rng, (4, 5), complex_)
+        x = randn(rng, (4, 5), DTYPES[complex_])
         eye = np.eye(x.size).reshape((x.size, *x.shape))
         for step in (0.1, 0.7):
             z = prox(tv, x, step)
-            d = [s * randn(rng, (40, *x.shape), complex_) for s in (1e-3, 0.1, 1)]
+            d = [s * randn(rng, (40, *x.shape), DTYPES[complex_]) for s in (1e-3, 0.1, 1)]
             d = np.concatenate([np.zeros((1, *x.shape)), *d, 1e-3 * eye, -1e-3 * eye])
             values = np.asarray(objective(z + d, np.stack([x] * len(d)), np.full(len(d), step)))
             assert values[1:].min() >= values[0] - 1e-9
@@ -379,7 +372,7 @@ def test_prox_iterations_argument_and_default():
 
 def test_prox_single_precision_keeps_dtype_and_matches_double():
     rng = np.random.default_rng(12)
-    x = randn(rng, (3, 4, 5), True)
+    x = randn(rng, (3, 4, 5), np.complex128)
     z = prox(TV(), x.astype(np.complex64), 0.3, 20)  # jitted, the step traced
     assert z.dtype == np.complex64
     with jax.enable_x64(True):
