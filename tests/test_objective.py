@@ -12,31 +12,13 @@ import pytest
 import calcil as cc
 from calcil.losses import L2, Amplitude, Poisson
 from calcil.priors import L1, TV, NonNegative
+from tests.helpers import fd_grad, randn
 
 
 def np_tv(x):
     dy = np.diff(x, axis=0, append=x[-1:])
     dx = np.diff(x, axis=1, append=x[:, -1:])
     return np.sum(np.sqrt(np.abs(dy) ** 2 + np.abs(dx) ** 2))
-
-
-def fd_grad(f, params, h=1e-6):
-    """Central differences of ``f`` with respect to every entry of every (real) leaf."""
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    out = []
-    for i, leaf in enumerate(leaves):
-        leaf = np.asarray(leaf)
-        g = np.zeros(leaf.shape)
-        for idx in np.ndindex(leaf.shape):
-            e = np.zeros(leaf.shape)
-            e[idx] = h
-            plus = [*leaves[:i], leaf + e, *leaves[i + 1 :]]
-            minus = [*leaves[:i], leaf - e, *leaves[i + 1 :]]
-            fp = f(jax.tree_util.tree_unflatten(treedef, plus))
-            fm = f(jax.tree_util.tree_unflatten(treedef, minus))
-            g[idx] = (float(fp) - float(fm)) / (2 * h)
-        out.append(g)
-    return jax.tree_util.tree_unflatten(treedef, out)
 
 
 def assert_trees_close(got, want, rtol=1e-6, atol=1e-8):
@@ -233,8 +215,7 @@ def test_complex_forward_with_an_intensity_loss(loss_cls):
 def test_complex_parameters_descend_along_the_conjugate_gradient():
     """A complex field as the parameter: conj(jax.grad) is the steepest-ascent direction."""
     rng = np.random.default_rng(7)
-    u = rng.standard_normal(5) + 1j * rng.standard_normal(5)
-    v = rng.standard_normal(5) + 1j * rng.standard_normal(5)
+    u, v = randn(rng, 5, np.complex128), randn(rng, 5, np.complex128)
     obj = cc.Objective(lambda p, b: p["u"], L2("v"), priors={"u": 0.5 * cc.priors.L2()})
     with jax.enable_x64(True):
         value, _ = jax.jit(obj)({"u": u}, {"v": v})
