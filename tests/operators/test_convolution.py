@@ -9,7 +9,7 @@ import pytest
 import scipy.signal
 
 from calcil.operators import Convolve
-from tests.helpers import assert_close
+from tests.helpers import assert_close, complex_of, randn, x64
 
 PRECISIONS = [
     pytest.param(np.float32, 1e-5, id="f32"),
@@ -28,16 +28,9 @@ CASES = [
 ]
 
 
-def x64(real):
-    return jax.enable_x64(np.dtype(real) == np.float64)
-
-
-def randn(rng, shape, real, cx=False):
-    x = rng.standard_normal(shape)
-    if cx:
-        x = x + 1j * rng.standard_normal(shape)
-        return x.astype(np.result_type(real, np.complex64))
-    return x.astype(real)
+def dtype_of(real, cx):
+    """The real dtype ``real``, or its complex counterpart with ``cx``."""
+    return complex_of(real) if cx else real
 
 
 def circular_reference(x, k, axes):
@@ -80,10 +73,10 @@ def cast_like(want, cx_out):
 def test_matches_reference(real, rtol, cx_x, cx_k, mode, shape, kshape):
     """Forward vs the reference; adjoint vs M^H, M built column by column from the reference."""
     rng = np.random.default_rng(0)
-    x, k = randn(rng, shape, real, cx_x), randn(rng, kshape, real, cx_k)
+    x, k = randn(rng, shape, dtype_of(real, cx_x)), randn(rng, kshape, dtype_of(real, cx_k))
     cx_out = cx_x or cx_k
     want = cast_like(reference(x, k, mode), cx_out)
-    y = randn(rng, want.shape, real, cx_out)
+    y = randn(rng, want.shape, dtype_of(real, cx_out))
     m = dense(lambda e: reference(e, k, mode), shape, np.float64)
     want_adj = (m.conj().T @ y.astype(np.complex128).ravel()).reshape(shape)
     want_adj = want_adj if cx_x else want_adj.real  # real input space: Re(M^H y)
@@ -105,7 +98,7 @@ def test_gram_is_mh_m(real, rtol, cx_x, cx_k, mode):
     """A.gram x = M^H M x (its real part on a real input space), in the input's dtype."""
     rng = np.random.default_rng(13)
     shape = (6, 7)
-    x, k = randn(rng, shape, real, cx_x), randn(rng, (3, 4), real, cx_k)
+    x, k = randn(rng, shape, dtype_of(real, cx_x)), randn(rng, (3, 4), dtype_of(real, cx_k))
     m = dense(lambda e: reference(e, k, mode), shape, np.float64)
     want = (m.conj().T @ m @ x.astype(np.complex128).ravel()).reshape(shape)
     want = want if cx_x else want.real

@@ -6,7 +6,7 @@ import pytest
 
 import calcil as cc
 from calcil.operators import FFT
-from tests.helpers import assert_close
+from tests.helpers import assert_close, complex_of, randn, x64
 
 # (real dtype of the test, relative tolerance)
 PRECISIONS = [
@@ -16,18 +16,6 @@ PRECISIONS = [
 NORMS = ["ortho", "backward", "forward"]
 SHAPE = (4, 5, 7)  # odd sizes make fftshift and ifftshift differ
 AXES = [None, (0,), (2,), (0, 2), (-1, -2), (0, 1, 2)]
-
-
-def x64(real):
-    return jax.enable_x64(np.dtype(real) == np.float64)
-
-
-def complex_of(real):
-    return np.result_type(real, np.complex64)
-
-
-def crandn(rng, shape, dtype):
-    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
 
 
 def axes_tuple(axes, ndim):
@@ -56,7 +44,7 @@ def numpy_adjoint(y, axes, norm, centered):
 @pytest.mark.parametrize("centered", [False, True])
 def test_forward_matches_numpy(real, rtol, norm, axes, centered):
     dtype = complex_of(real)
-    x = crandn(np.random.default_rng(0), SHAPE, dtype)
+    x = randn(np.random.default_rng(0), SHAPE, dtype)
     ax = axes_tuple(axes, len(SHAPE))
     xr = x.astype(np.complex128)
     if centered:
@@ -79,7 +67,7 @@ def test_forward_matches_numpy(real, rtol, norm, axes, centered):
 @pytest.mark.parametrize("centered", [False, True])
 def test_adjoint_matches_numpy(real, rtol, norm, axes, centered):
     dtype = complex_of(real)
-    y = crandn(np.random.default_rng(1), SHAPE, dtype)
+    y = randn(np.random.default_rng(1), SHAPE, dtype)
     ax = axes_tuple(axes, len(SHAPE))
     want = numpy_adjoint(y.astype(np.complex128), ax, norm, centered)
     with x64(real):
@@ -92,7 +80,7 @@ def test_adjoint_matches_numpy(real, rtol, norm, axes, centered):
 @pytest.mark.parametrize("norm", NORMS)
 def test_adjoint_of_backward_is_n_times_ifftn(norm):
     """Spelled out for one case: backward -> N ifftn, forward -> ifftn / 1, ortho -> sqrt(N)."""
-    y = crandn(np.random.default_rng(3), (8, 6), np.complex128)
+    y = randn(np.random.default_rng(3), (8, 6), np.complex128)
     n = 48
     factor = {"backward": n, "forward": 1.0, "ortho": np.sqrt(n)}[norm]
     with x64(np.float64):
@@ -137,7 +125,7 @@ def test_real_input_dtype(real, rtol, norm):
     rng = np.random.default_rng(4)
     shape, ax = (6, 5), (0, 1)
     x = rng.standard_normal(shape).astype(real)
-    y = crandn(rng, shape, complex_of(real))
+    y = randn(rng, shape, complex_of(real))
     with x64(real):
         op = FFT(shape, norm=norm, input_dtype=real)
         fx, hy = op(x), op.H(y)
@@ -155,14 +143,14 @@ def test_gram(real, rtol, norm):
     """F^H F = s^2 N I: the identity for ortho, N I for backward, I / N for forward."""
     shape = (4, 6)
     n = 24
-    x = crandn(np.random.default_rng(6), shape, complex_of(real))
+    x = randn(np.random.default_rng(6), shape, complex_of(real))
     with x64(real):
         g = FFT(shape, norm=norm).gram(x)
     assert_close(g, scale(norm, n) ** 2 * n * x.astype(np.complex128), rtol)
 
 
 def test_inverse_roundtrip_ortho():
-    x = crandn(np.random.default_rng(7), SHAPE, np.complex64)
+    x = randn(np.random.default_rng(7), SHAPE, np.complex64)
     op = FFT(SHAPE, axes=(0, 2), centered=True)
     assert_close(op.H(op(x)), x, 1e-5)
 

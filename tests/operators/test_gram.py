@@ -12,6 +12,7 @@ import pytest
 import calcil as cc
 from calcil.operators.base import LinearComposition
 from calcil.operators.elementwise import Identity
+from tests.helpers import randn
 
 O = cc.operators
 RTOL = {jnp.float32: 2e-6, jnp.float64: 1e-13}
@@ -28,13 +29,6 @@ def count_primitive(jaxpr, name: str) -> int:
                 if hasattr(sub, "eqns") or hasattr(getattr(sub, "jaxpr", None), "eqns"):
                     n += count_primitive(sub, name)
     return n
-
-
-def _random(rng, shape, dtype):
-    x = rng.standard_normal(shape)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        x = x + 1j * rng.standard_normal(shape)
-    return jnp.asarray(x, dtype)
 
 
 def _psf(rng, shape, dtype):
@@ -79,8 +73,8 @@ def test_residual_form_preserves_the_least_squares_residual(real, cplx):
             assert form is not None, name
             b, t = form
             for _ in range(2):
-                x = _random(rng, A.input_shape, A.input_dtype)
-                y = _random(rng, A.output_shape, A.output_dtype)
+                x = randn(rng, A.input_shape, A.input_dtype)
+                y = randn(rng, A.output_shape, A.output_dtype)
                 direct = float(jnp.linalg.norm((A(x) - y).ravel()))
                 fast = float(jnp.linalg.norm((b(x) - t(y)).ravel()))
                 assert fast == pytest.approx(direct, rel=RTOL[real]), name
@@ -109,10 +103,10 @@ def test_structured_grams_equal_the_adjoint_times_the_operator(real, cplx):
     with jax.enable_x64(real == jnp.float64):
         rng = np.random.default_rng(2)
         k = _psf(rng, (5, 5), real)
-        w = _random(rng, (3, 8, 8), cplx)
+        w = randn(rng, (3, 8, 8), cplx)
         cases = {
             "convolve": (O.Convolve(k, (16, 16)), O.Convolve),
-            "diagonal": (O.Diagonal(_random(rng, (8, 8), cplx)), O.Diagonal),
+            "diagonal": (O.Diagonal(randn(rng, (8, 8), cplx)), O.Diagonal),
             "diagonal-broadcast": (O.Diagonal(w, (8, 8), input_dtype=real), O.Diagonal),
             "fft-ortho": (O.FFT((8, 8)), Identity),
             "fft-backward": (O.FFT((8, 8), norm="backward"), None),
@@ -131,7 +125,7 @@ def test_structured_grams_equal_the_adjoint_times_the_operator(real, cplx):
             g = A.gram
             if kind is not None:
                 assert isinstance(g, kind), (name, g)
-            x = _random(rng, A.input_shape, A.input_dtype)
+            x = randn(rng, A.input_shape, A.input_dtype)
             ref = A.H(A(x))
             np.testing.assert_allclose(g(x), ref, rtol=10 * RTOL[real], atol=10 * RTOL[real])
             cc.testing.check_adjoint(g)
