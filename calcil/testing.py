@@ -12,9 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil._internal.dtypes import complex_dtype_of, is_complex, real_dtype_of, restrict
+from calcil._internal.random import host_normal as _random
 from calcil.operators.base import LinearOperator, Operator
 
-__all__ = ["check_adjoint", "check_operator", "default_rtol", "input_dtypes"]
+__all__ = [
+    "check_adjoint",
+    "check_operator",
+    "check_unitary_factorization",
+    "default_rtol",
+    "input_dtypes",
+]
 
 
 def default_rtol(dtype) -> float:
@@ -30,18 +37,6 @@ def _inner(a, b):
 
 def _norm(a):
     return float(np.linalg.norm(np.asarray(a).astype(np.complex128).ravel()))
-
-
-def _random(rng, shape, dtype):
-    """Standard normal samples of ``dtype`` (complex: unit variance over both parts)."""
-    dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.complexfloating):
-        x = (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)) / np.sqrt(2)
-    elif np.issubdtype(dtype, np.floating):
-        x = rng.standard_normal(shape)
-    else:
-        x = rng.integers(-3, 4, shape)
-    return jnp.asarray(x.astype(dtype))
 
 
 def input_dtypes(op: Operator) -> tuple:
@@ -198,3 +193,36 @@ def _check_operator(op, key, rtol, dtype):
             _assert_close("hand-written vs autodiff adjoint", op, adj(yy), derived, rtol)
     else:
         check_adjoint(op.linearize(x), k3, rtol)
+
+
+def check_unitary_factorization(op: LinearOperator, key=None, rtol=None) -> None:
+    """Check ``op``'s declared :meth:`~calcil.operators.LinearOperator.unitary_factorization`.
+
+    On random ``x`` and ``y`` of each input dtype (:func:`input_dtypes`): ``U(B(x)) = A(x)``,
+    ``U^H U v = v`` (``U`` unitary), and ``||B x - U^H y|| = ||A x - y||``, the identity the
+    least-squares fast path relies on.
+
+    Raises:
+        AssertionError: naming the failed identity and its relative error, or when ``op``
+            declares no factorization.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> A = cc.operators.Convolve(jnp.ones((3, 3)) / 9, (16, 16))
+        >>> cc.testing.check_unitary_factorization(A)
+    """
+    if op.unitary_factorization() is None:
+        raise AssertionError(f"{op!r} declares no unitary factorization")
+    key = jax.random.key(0) if key is None else key
+    if rtol is None:
+        rtol = max(default_rtol(op.input_dtype), default_rtol(op.output_dtype))
+    for dtype in input_dtypes(op):
+        U, B = op.unitary_factorization(dtype)
+        x, y = _samples(op, key, dtype)
+        _assert_close("U(B(x)) against A(x)", op, U(B(x)), op(x), rtol)
+        v = U.H(y)
+        _assert_close("U^H U v against v (U unitary)", op, U.H(U(v)), v, rtol)
+        _assert_close("||U v|| against ||v||", op, _norm(U(v)), _norm(v), rtol)
+        _assert_close(
+            "||B x - U^H y|| against ||A x - y||", op, _norm(B(x) - v), _norm(op(x) - y), rtol
+        )

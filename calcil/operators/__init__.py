@@ -5,11 +5,12 @@ Core operators live beside the algebra (``base``, ``fourier``, ``convolution``, 
 """
 
 from calcil._internal.struct import static_field
-from calcil.operators.base import LinearOperator, Operator, from_function
+from calcil.operators.base import LinearOperator, Operator, UnitaryFactorization
 from calcil.operators.convolution import Convolve
 from calcil.operators.differences import FiniteDifference
 from calcil.operators.elementwise import Diagonal, Exp, Identity, Intensity
 from calcil.operators.fourier import FFT
+from calcil.operators.functions import from_function
 from calcil.operators.optics import (
     AngularSpectrum,
     Fraunhofer,
@@ -20,10 +21,12 @@ from calcil.operators.optics import (
     zernike,
 )
 from calcil.operators.sampling import Bin, Crop, Gather, Mask, Pad, Subsample
+from calcil.operators.structure import AppliedOperator, applied_operator
 
 __all__ = [
     "FFT",
     "AngularSpectrum",
+    "AppliedOperator",
     "Bin",
     "Convolve",
     "Crop",
@@ -42,6 +45,8 @@ __all__ = [
     "Pad",
     "Pupil",
     "Subsample",
+    "UnitaryFactorization",
+    "applied_operator",
     "from_function",
     "noll_to_nm",
     "static_field",

@@ -32,9 +32,10 @@ declared with :func:`static_field` are static (hashable metadata); all other fie
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
-import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -44,22 +45,36 @@ from calcil._internal.dtypes import (
     complex_dtype_of,
     default_real,
     describe_dtype,
-    embed,
     is_complex,
-    real_dtype_of,
     restrict,
 )
+from calcil._internal.random import device_normal
 from calcil._internal.shapes import as_ints
 from calcil._internal.struct import Struct, short_repr, static_field
-from calcil.operators._symbolic import Symbolic
+from calcil.operators._dtype_rules import check_input, compose_dtypes, sum_dtypes
 
 Shape = tuple[int, ...]
 
-__all__ = [
-    "LinearOperator",
-    "Operator",
-    "from_function",
-]
+__all__ = ["Identity", "LinearOperator", "Operator", "UnitaryFactorization", "recording"]
+
+# The applications recorded by ``recording()``: (operator, argument, result) triples.
+_RECORD: contextvars.ContextVar[list | None] = contextvars.ContextVar("calcil_record", default=None)
+
+
+@contextlib.contextmanager
+def recording():
+    """Record every operator application in this context as ``(operator, x, A(x))``.
+
+    Used to read the structure of a forward model (which linear operator it applies to which
+    variable) by tracing it once: see :func:`calcil.operators.applied_operator`. Outside this
+    context nothing is recorded.
+    """
+    records: list = []
+    token = _RECORD.set(records)
+    try:
+        yield records
+    finally:
+        _RECORD.reset(token)
 
 
 def _normalize_shape(shape, name="input_shape") -> Shape | None:
@@ -92,6 +107,14 @@ _RESERVED = frozenset(
         "result_dtype",
     }
 )
+
+
+class UnitaryFactorization(NamedTuple):
+    """``A = U @ B`` with ``U`` unitary (``U^H U = I``); see
+    :meth:`LinearOperator.unitary_factorization`."""
+
+    U: Any
+    B: Any
 
 
 class Operator(Struct):
@@ -180,14 +203,15 @@ class Operator(Struct):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
     def __call__(self, x) -> jax.Array:
-        if isinstance(x, Symbolic):  # a solver probing the forward model's structure
-            return x.apply(self)
-        x = _check_input(self, x)
-        y = self.forward(x)
-        if self.input_shape is None:  # shape-polymorphic: its forward decides
-            return y
-        out = self.result_dtype(x.dtype)
-        return y if out is None else restrict(y, out)
+        checked = check_input(self, x)
+        y = self.forward(checked)
+        if self.input_shape is not None:  # shape-polymorphic operators: forward decides
+            out = self.result_dtype(checked.dtype)
+            y = y if out is None else restrict(y, out)
+        records = _RECORD.get()
+        if records is not None:
+            records.append((self, x, y))
+        return y
 
     def __matmul__(self, other):
         if isinstance(other, Operator):
@@ -234,7 +258,7 @@ class Operator(Struct):
 
     def linearize(self, x) -> LinearOperator:
         """The Jacobian of this operator at ``x`` as a :class:`LinearOperator` (``jax.jvp``)."""
-        x = _check_input(self, x)
+        x = check_input(self, x)
         return Linearization(self, x)
 
     # ------------------------------------------------------------------ display
@@ -304,13 +328,23 @@ class LinearOperator(Operator):
         """The normal operator ``A^H A`` (operators with cheaper structure override it)."""
         return compose(self.H, self)
 
-    def _residual_form(self) -> tuple[LinearOperator, LinearOperator] | None:
-        """``(B, T)`` with ``||A x - y|| = ||B x - T y||`` for all ``x``, ``y``, or ``None``.
+    def unitary_factorization(self, dtype=None) -> UnitaryFactorization | None:
+        """``A = U @ B`` with ``U`` unitary and ``B`` cheaper to apply than ``A``, or ``None``.
 
-        For ``A = U B`` with ``U`` unitary, ``T = U^H``: a least-squares data term can then be
-        evaluated as ``0.5 ||B x - T y||^2`` with ``T y`` computed once, and its gradient
-        ``B^H (B x - T y) = A^H A x - A^H y`` costs ``B`` and ``B^H`` only (a circular
-        convolution: one FFT pair instead of two). ``None`` when no such form saves work.
+        ``dtype`` is the dtype of the inputs it will serve (default ``input_dtype``): an
+        operator whose dtype follows the data may factor real and complex data differently.
+
+        The structure behind the solvers' least-squares fast path: since ``U^H U = I``,
+        ``||A x - y|| = ||B x - U^H y||``, so ``0.5 ||A x - y||^2`` is evaluated with
+        ``U^H y`` computed once and each step costs ``B`` and ``B^H`` (the Gram
+        ``A^H A = B^H B`` in factored form). A circular :class:`~calcil.operators.Convolve`
+        and the transfer-function propagators (``AngularSpectrum``, ``Fresnel``, ``Pupil``)
+        are ``F^H (D F)``: one FFT per application of ``B`` instead of two. A unitary
+        operator (``FFT``, ``Fraunhofer``, a unit-modulus ``Diagonal``) is ``U @ I``.
+        Compositions, adjoints and scalar multiples derive theirs from their parts.
+
+        Operators declare it by overriding this method; ``None`` (the default) means no
+        factorization saves work. ``cc.testing.check_unitary_factorization`` checks one.
         """
         return None
 
@@ -324,7 +358,7 @@ class LinearOperator(Operator):
         if self.input_shape is None:
             raise ValueError(f"{self!r} has no input shape; compose it with a shaped operator")
         key = jax.random.key(0) if key is None else key
-        v0 = _random(key, self.input_shape, self.input_dtype)
+        v0 = device_normal(key, self.input_shape, self.input_dtype)
         return _power_iteration(self, v0, iterations)
 
     def __repr__(self):
@@ -341,59 +375,34 @@ def _power_iteration(op: LinearOperator, v, iterations: int):
     return jnp.linalg.norm(op(v))
 
 
-def _random(key, shape, dtype):
-    """Standard normal samples of ``dtype`` (complex: unit variance over both parts)."""
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        kr, ki = jax.random.split(key)
-        part = real_dtype_of(dtype)
-        re, im = jax.random.normal(kr, shape, part), jax.random.normal(ki, shape, part)
-        return ((re + 1j * im) / math.sqrt(2)).astype(dtype)
-    if jnp.issubdtype(dtype, jnp.floating):
-        return jax.random.normal(key, shape, dtype)
-    return jax.random.randint(key, shape, -3, 4).astype(dtype)
-
-
-def _dtype_error(op, given, what="input") -> ValueError:
-    """What ``op`` takes, what it was given, and how to fix it."""
-    name, expected = type(op).__name__, op._describe_input()
-    given = jnp.dtype(given)
-    if is_complex(given) and not is_complex(op.input_dtype) and not op.follows_dtype:
-        why = "casting would drop the imaginary part"
-        fix = (
-            f"Build the operator with input_dtype={complex_dtype_of(op.input_dtype).name}, "
-            "or pass jnp.real(x) if the imaginary part is meant to be discarded."
-        )
-    else:
-        why = "casting would lose precision"
-        working = real_dtype_of(op.input_dtype)
-        cast = complex_dtype_of(working) if is_complex(given) else working
-        build = (
-            "Build the operator inside jax.enable_x64 (its dtype follows the data in double "
-            f"precision then) or with input_dtype={given.name}"
-            if op.follows_dtype
-            else f"Build the operator with input_dtype={given.name} (inside jax.enable_x64)"
-        )
-        fix = f"{build}, or cast the input with x.astype({cast.name})."
-    return ValueError(f"{name} expects {what} of dtype {expected}, got {given.name}: {why}. {fix}")
-
-
-def _check_input(op, x) -> jax.Array:
-    """Validate ``x`` against ``op``'s input shape and dtype and embed it into that dtype."""
-    x = jnp.asarray(x)
-    shape = op.input_shape
-    if shape is not None and x.shape != shape:
-        raise ValueError(
-            f"{type(op).__name__} expects input of shape {shape}, got {x.shape}. "
-            "Apply it to arrays of its input_shape (batch with jax.vmap), or build it "
-            f"with input_shape={x.shape}."
-        )
-    target = op._accepted_dtype(x.dtype)
-    if target is None:
-        raise _dtype_error(op, x.dtype)
-    return embed(x, target)
-
-
 # ---------------------------------------------------------------------- combinators
+class Identity(LinearOperator):
+    """``I x = x``; the dtype follows the data unless ``input_dtype`` pins it.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> cc.operators.Identity((3,))(jnp.arange(3.0)).tolist()
+        [0.0, 1.0, 2.0]
+    """
+
+    def __init__(self, input_shape, input_dtype=None):
+        super().__init__(
+            input_shape,
+            default_real() if input_dtype is None else input_dtype,
+            follows_dtype=input_dtype is None,
+        )
+
+    def forward(self, x):
+        return x
+
+    def adjoint(self, y):
+        return y
+
+    @property
+    def gram(self):
+        return self
+
+
 class Adjoint(LinearOperator):
     """The adjoint ``A^H`` of a linear operator; ``A.H.H`` is ``A`` again."""
 
@@ -425,14 +434,13 @@ class Adjoint(LinearOperator):
     def H(self):
         return self.operator
 
-    def _residual_form(self):
-        # The adjoint of a unitary U (form (I, U^H)) is unitary with form (I, U).
-        from calcil.operators.elementwise import Identity
-
-        form = self.operator._residual_form()
-        if form is None or not isinstance(form[0], Identity):
+    def unitary_factorization(self, dtype=None):
+        """A unitary operator's adjoint is unitary (``U^H = U^H @ I``); nothing else carries
+        over (``(U B)^H = B^H U^H`` has its unitary factor on the right)."""
+        factors = self.operator.unitary_factorization()
+        if factors is None or not isinstance(factors.B, Identity):
             return None
-        return Identity(self.input_shape, self.input_dtype), self.operator
+        return UnitaryFactorization(self, Identity(self.input_shape, self.input_dtype))
 
     def __repr__(self):
         return f"({self.operator!r}).H"
@@ -443,36 +451,6 @@ def _shape_mismatch(kind, outer, inner, detail):
         f"cannot {kind} {outer!r} and {inner!r}: {detail}. Insert a Crop, Pad or reshape "
         "operator, or rebuild one of them with matching shapes."
     )
-
-
-def _compose_dtypes(outer: Operator, inner: Operator):
-    """``(input_dtype, follows_dtype)`` of ``outer @ inner``; ``ValueError`` on a mismatch.
-
-    Both follow: the composition follows. One follows: it takes the kind (real or complex) of
-    the pinned side, and the composition is pinned (``Crop @ AngularSpectrum`` takes and
-    returns complex64). Neither follows: the right output must promote into the left input.
-    """
-    if inner.input_dtype is None or inner.output_dtype is None or outer.input_dtype is None:
-        return inner.input_dtype, inner.follows_dtype and outer.input_dtype is None
-    in_dtype, follows = inner.input_dtype, inner.follows_dtype and outer.follows_dtype
-    middle = inner.output_dtype
-    real_out = not is_complex(inner.output_dtype)
-    if (
-        inner.follows_dtype
-        and real_out
-        and not outer.follows_dtype
-        and is_complex(outer.input_dtype)
-    ):
-        in_dtype = complex_dtype_of(inner.input_dtype)
-        middle = inner.result_dtype(in_dtype)
-    if outer._accepted_dtype(middle) is None:
-        produced = describe_dtype(middle, follows)
-        raise ValueError(
-            f"cannot compose {outer!r} and {inner!r}: the right operator produces {produced} "
-            f"but the left one takes {outer._describe_input()}. Build both in the same "
-            f"precision, or build the left operator with input_dtype={middle.name}."
-        )
-    return in_dtype, follows
 
 
 class Composition(Operator):
@@ -491,7 +469,7 @@ class Composition(Operator):
                     f"the left operator expects shape {outer.input_shape} but the right "
                     f"one produces {inner.output_shape}",
                 )
-        in_dtype, follows = _compose_dtypes(outer, inner)
+        in_dtype, follows = compose_dtypes(outer, inner)
         self.outer, self.inner = outer, inner
         shaped = outer.input_shape is not None
         out_dtype = None
@@ -530,60 +508,28 @@ class LinearComposition(Composition, LinearOperator):
     def gram(self):
         """``inner^H (outer^H outer) inner`` with the outer Gram's structure; ``inner^H inner``
         when the outer operator is unitary."""
-        from calcil.operators.elementwise import Identity
-
         outer = self.outer.gram
         if isinstance(outer, Identity):
             return self.inner.gram
         return compose(self.inner.H, compose(outer, self.inner))
 
-    def _residual_form(self):
-        # ||U B_o inner x - y|| = ||B_o inner x - T_o y||; a unitary outer (B_o = I) passes the
-        # question on to inner.
-        from calcil.operators.elementwise import Identity
-
-        form = self.outer._residual_form()
-        if form is None:
+    def unitary_factorization(self, dtype=None):
+        """``outer = U_o B_o`` gives ``A = U_o (B_o inner)``; when ``B_o = I`` the inner
+        operator's own factorization ``inner = U_i B_i`` moves out too: ``A = (U_o U_i) B_i``."""
+        if isinstance(self.outer, Identity):
+            return self.inner.unitary_factorization(dtype)
+        dtype = self.input_dtype if dtype is None else self._accepted_dtype(dtype)
+        if dtype is None:
             return None
-        b_outer, t_outer = form
-        if isinstance(b_outer, Identity) and self.inner.output_dtype == self.outer.input_dtype:
-            inner = self.inner._residual_form()
-            if inner is None:
-                return self.inner, _pin_output(t_outer, self)
-            return inner[0], _pin_output(compose(inner[1], t_outer), self)
-        return compose(b_outer, self.inner), _pin_output(t_outer, self)
-
-
-def _same_dtype(a, b) -> bool:
-    """Equal dtypes, ``None`` only equal to ``None`` (NumPy reads ``dtype == None`` as float64)."""
-    if a is None or b is None:
-        return a is None and b is None
-    return jnp.dtype(a) == jnp.dtype(b)
-
-
-def _sum_dtypes(left: Operator, right: Operator):
-    """``(input_dtype, follows_dtype)`` of ``left + right``; ``ValueError`` on a mismatch.
-
-    Both follow: the sum follows. One follows: it takes the other's (pinned) input dtype,
-    which must have its precision. Neither follows: the input dtypes must be equal.
-    """
-    if left.follows_dtype and right.follows_dtype:
-        ok = _same_dtype(left.input_dtype, right.input_dtype)
-        in_dtype, follows = left.input_dtype, True
-    elif left.follows_dtype or right.follows_dtype:
-        free, pinned = (left, right) if left.follows_dtype else (right, left)
-        in_dtype, follows = pinned.input_dtype, False
-        ok = in_dtype is not None and _same_dtype(free._accepted_dtype(in_dtype), in_dtype)
-    else:
-        ok = _same_dtype(left.input_dtype, right.input_dtype)
-        in_dtype, follows = left.input_dtype, False
-    if not ok:
-        raise ValueError(
-            f"cannot add {left!r} and {right!r}: input dtypes {left._describe_input()} and "
-            f"{right._describe_input()} differ. Build both with the same input_dtype (or "
-            "both in the same precision)."
-        )
-    return in_dtype, follows
+        outer = self.outer.unitary_factorization(self.inner.result_dtype(dtype))
+        if outer is None:
+            return None
+        if not isinstance(outer.B, Identity):
+            return UnitaryFactorization(outer.U, compose(outer.B, self.inner))
+        inner = self.inner.unitary_factorization(dtype)
+        if inner is None:
+            return UnitaryFactorization(outer.U, self.inner)
+        return UnitaryFactorization(compose(outer.U, inner.U), inner.B)
 
 
 class Sum(Operator):
@@ -601,7 +547,7 @@ class Sum(Operator):
                 f"shapes {left.input_shape} -> {left.output_shape} and "
                 f"{right.input_shape} -> {right.output_shape} differ",
             )
-        in_dtype, follows = _sum_dtypes(left, right)
+        in_dtype, follows = sum_dtypes(left, right)
         self.left, self.right = left, right
         out_dtype = None
         if left.output_dtype is not None and right.output_dtype is not None:
@@ -683,11 +629,13 @@ class LinearScaled(Scaled, LinearOperator):
         """``|c|^2 A^H A`` with the structure of ``A``'s Gram."""
         return scale(jnp.abs(self.scalar) ** 2, self.operator.gram)
 
-    def _residual_form(self):
-        form = self.operator._residual_form()
-        if form is None:
+    def unitary_factorization(self, dtype=None):
+        """``c (U B) = U (c B)``."""
+        dtype = self.input_dtype if dtype is None else self._accepted_dtype(dtype)
+        factors = None if dtype is None else self.operator.unitary_factorization(dtype)
+        if factors is None:
             return None
-        return scale(self.scalar, form[0]), _pin_output(form[1], self)
+        return UnitaryFactorization(factors.U, scale(self.scalar, factors.B))
 
 
 class Linearization(LinearOperator):
@@ -708,20 +656,6 @@ class Linearization(LinearOperator):
         return f"linearize({self.operator!r}, at {short_repr(self.point)})"
 
 
-def _pin_output(t: LinearOperator, op: LinearOperator) -> LinearOperator:
-    """``t`` taking ``y`` as ``op``'s output space does: pinned when ``op`` is pinned.
-
-    The ``T`` of a residual form may follow the data while ``op`` is pinned (a real kernel's
-    convolution composed with a complex operator): a real ``y`` must then be embedded in
-    ``op``'s complex output space, as ``op(x) - y`` does.
-    """
-    if op.follows_dtype or not t.follows_dtype:
-        return t
-    from calcil.operators.elementwise import Identity
-
-    return compose(t, Identity(op.output_shape, op.output_dtype))
-
-
 def compose(outer: Operator, inner: Operator) -> Operator:
     """``outer @ inner``, linear when both are."""
     if outer.linear and inner.linear:
@@ -739,62 +673,3 @@ def add(left: Operator, right: Operator) -> Operator:
 def scale(scalar, operator: Operator) -> Operator:
     """``scalar * operator``, linear when the operator is."""
     return (LinearScaled if operator.linear else Scaled)(scalar, operator)
-
-
-# ---------------------------------------------------------------------- user functions
-class FunctionOperator(Operator):
-    """An operator wrapping a user function ``fn(x) -> y`` (see :func:`from_function`)."""
-
-    fn: Any = static_field()
-
-    def __init__(self, fn, input_shape, input_dtype=None):
-        self.fn = fn
-        super().__init__(input_shape, input_dtype)
-
-    def forward(self, x):
-        return self.fn(x)
-
-
-class FunctionLinearOperator(LinearOperator):
-    """A linear operator wrapping ``fn`` and optionally its hand-written adjoint."""
-
-    fn: Any = static_field()
-    adjoint_fn: Any = static_field()
-
-    def __init__(self, fn, input_shape, input_dtype=None, adjoint_fn=None):
-        self.fn = fn
-        self.adjoint_fn = adjoint_fn
-        super().__init__(input_shape, input_dtype)
-
-    def forward(self, x):
-        return self.fn(x)
-
-    def adjoint(self, y):
-        if self.adjoint_fn is None:
-            return self.autodiff_adjoint(y)
-        return self.adjoint_fn(y)
-
-    @property
-    def has_custom_adjoint(self) -> bool:
-        return self.adjoint_fn is not None
-
-
-def from_function(fn, input_shape, input_dtype=None, linear: bool = False, adjoint=None):
-    """Wrap a JAX function as an operator.
-
-    Args:
-        fn: ``fn(x) -> y``, traceable by JAX. For ``linear=True`` it must be linear in ``x``.
-        input_shape: shape of ``x``.
-        input_dtype: dtype of ``x`` (default float32).
-        linear: return a :class:`LinearOperator` whose adjoint is derived by autodiff.
-        adjoint: optional hand-written adjoint ``adjoint(y) -> x`` (implies ``linear``).
-
-    Example:
-        >>> import jax.numpy as jnp, calcil as cc
-        >>> A = cc.operators.from_function(lambda x: jnp.cumsum(x), (4,), linear=True)
-        >>> A.H(jnp.ones(4)).tolist()
-        [4.0, 3.0, 2.0, 1.0]
-    """
-    if linear or adjoint is not None:
-        return FunctionLinearOperator(fn, input_shape, input_dtype, adjoint_fn=adjoint)
-    return FunctionOperator(fn, input_shape, input_dtype)

@@ -9,7 +9,7 @@ import numpy as np
 from calcil._internal.dtypes import inexact_or_default, is_complex
 from calcil._internal.shapes import as_ints, normalize_axes, sum_to_shape
 from calcil._internal.struct import static_field
-from calcil.operators.base import LinearOperator
+from calcil.operators.base import LinearOperator, UnitaryFactorization
 
 __all__ = ["Convolve"]
 
@@ -235,20 +235,30 @@ class Convolve(LinearOperator):
         treedef = jax.tree_util.tree_structure(self)
         return jax.tree_util.tree_unflatten(treedef, [spectrum.astype(self.spectrum.dtype)])
 
-    def _residual_form(self):
-        """For circular mode ``A = F^{-1} K F``: ``||A x - y|| = ||K F x - F y||`` (Parseval).
+    def unitary_factorization(self, dtype=None):
+        """Circular mode: ``A = F^{-1} K F = U @ (K_w F_w)`` (Parseval), else ``None``.
 
-        ``F`` is the unitary DFT over ``axes``; with ``rfftn`` (real data) the half spectrum
-        is weighted so that its norm is the full spectrum's. When the dtype follows the data,
-        complex data goes through the full DFT (``B`` and ``T`` then both return full spectra).
+        ``F_w`` is the DFT over ``axes`` scaled to be unitary and ``U`` the adjoint of that
+        analysis transform. For real data (``dtype`` real) the half spectrum of ``rfftn`` is
+        weighted so that its norm is the full spectrum's; complex data of a real kernel goes
+        through the full DFT, with the kernel's full spectrum.
         """
         if self.mode != "circular" or self.output_shape != self.input_shape:
             return None
-        weights = _parseval_weights(self.fft_shape, self.real, self.spectrum.ndim, self.axes)
-        weights = weights.astype(jnp.finfo(self.spectrum.dtype).dtype)
-        b = _WeightedSpectrum(weights * self.spectrum, weights, self, self.input_dtype)
-        t = _WeightedSpectrum(weights, weights, self, self.output_dtype)
-        return b, t
+        dtype = self.input_dtype if dtype is None else self._accepted_dtype(dtype)
+        if dtype is None:
+            return None
+        half = self.real and not is_complex(dtype)
+        spectrum = self.spectrum
+        if self.real and not half:
+            spectrum = _hermitian_full(spectrum, self.fft_shape, self.axes)
+        weights = _parseval_weights(self.fft_shape, half, self.spectrum.ndim, self.axes)
+        weights = weights.astype(jnp.finfo(spectrum.dtype).dtype)
+        follows = self.follows_dtype and half
+        b = _WeightedSpectrum(weights * spectrum, self, half, None if follows else dtype)
+        out = None if follows else self.result_dtype(dtype)
+        analysis = _WeightedSpectrum(weights, self, half, out)
+        return UnitaryFactorization(analysis.H, b)
 
     def _repr_fields(self):
         return {"kernel_shape": self.kernel_shape, "mode": self.mode, "axes": self.axes}
@@ -291,29 +301,26 @@ def _hermitian_full(half, fft_shape, axes):
 
 
 class _WeightedSpectrum(LinearOperator):
-    """``x -> w * F x`` with ``F`` the (r)fftn of a :class:`Convolve`'s axes and size.
+    """``x -> w * F x`` with ``F`` the DFT over a :class:`Convolve`'s axes and size: ``rfftn``
+    (``half``, real data) or ``fftn``.
 
-    The factor ``B`` (and ``T``) of :meth:`Convolve._residual_form`; its adjoint comes from
-    autodiff. ``weights`` is ``w K`` (``B``) or ``w`` (``T``), ``parseval`` is ``w``. When the
-    dtype follows the data, complex ``x`` goes through the full DFT, scaled by ``1/sqrt(N)``,
-    times ``K`` extended to the full grid: ``B`` and ``T`` agree for data of the same kind.
+    The factor ``B`` (``w`` is the Parseval weight times the kernel spectrum) and the
+    analysis transform ``U^H`` (``w`` the Parseval weight alone) of
+    :meth:`Convolve.unitary_factorization`; its adjoint comes from autodiff.
     """
 
     weights: jax.Array
-    parseval: jax.Array
     axes: tuple[int, ...] = static_field()
     fft_shape: tuple[int, ...] = static_field()
-    real: bool = static_field()
+    half: bool = static_field()
 
-    def __init__(self, weights, parseval, conv: Convolve, input_dtype):
-        self.weights, self.parseval = weights, parseval
-        self.axes, self.fft_shape, self.real = conv.axes, conv.fft_shape, conv.real
-        super().__init__(conv.input_shape, input_dtype, follows_dtype=conv.follows_dtype)
+    def __init__(self, weights, conv: Convolve, half: bool, input_dtype=None):
+        self.weights = weights
+        self.axes, self.fft_shape, self.half = conv.axes, conv.fft_shape, half
+        follows = input_dtype is None
+        dtype = conv.input_dtype if follows else input_dtype
+        super().__init__(conv.input_shape, dtype, follows_dtype=follows)
 
     def forward(self, x):
-        if self.real and is_complex(x.dtype):
-            kernel = _hermitian_full(self.weights / self.parseval, self.fft_shape, self.axes)
-            scale = 1 / math.sqrt(math.prod(self.fft_shape))
-            return kernel * (scale * jnp.fft.fftn(x, s=self.fft_shape, axes=self.axes))
-        fn = jnp.fft.rfftn if self.real else jnp.fft.fftn
+        fn = jnp.fft.rfftn if self.half else jnp.fft.fftn
         return self.weights * fn(x, s=self.fft_shape, axes=self.axes)

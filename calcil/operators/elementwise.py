@@ -1,4 +1,5 @@
-"""Elementwise operators: Identity, Diagonal (weights with broadcasting), Intensity, Exp.
+"""Elementwise operators: Diagonal (weights with broadcasting), Intensity, Exp; and Identity
+(defined with the operator algebra, whose unit it is).
 
 Identity, and Diagonal with real weights, follow the data's dtype unless ``input_dtype`` pins
 it: real or complex input of the working precision, output of the same kind.
@@ -8,38 +9,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._internal.dtypes import default_real, inexact_or_default, is_complex
+from calcil._internal.dtypes import inexact_or_default, is_complex
 from calcil._internal.shapes import as_ints, sum_to_shape
-from calcil.operators.base import LinearOperator, Operator
+from calcil.operators.base import Identity, LinearOperator, Operator, UnitaryFactorization
 
 __all__ = ["Diagonal", "Exp", "Identity", "Intensity"]
-
-
-class Identity(LinearOperator):
-    """``I x = x``; the dtype follows the data unless ``input_dtype`` pins it.
-
-    Example:
-        >>> import jax.numpy as jnp, calcil as cc
-        >>> cc.operators.Identity((3,))(jnp.arange(3.0)).tolist()
-        [0.0, 1.0, 2.0]
-    """
-
-    def __init__(self, input_shape, input_dtype=None):
-        super().__init__(
-            input_shape,
-            default_real() if input_dtype is None else input_dtype,
-            follows_dtype=input_dtype is None,
-        )
-
-    def forward(self, x):
-        return x
-
-    def adjoint(self, y):
-        return y
-
-    @property
-    def gram(self):
-        return self
 
 
 class Diagonal(LinearOperator):
@@ -97,6 +71,21 @@ class Diagonal(LinearOperator):
         w2 = jnp.broadcast_to(jnp.abs(self.weights) ** 2, out_shape)
         pinned = None if self.follows_dtype else self.input_dtype
         return Diagonal(sum_to_shape(w2, self.input_shape), self.input_shape, pinned)
+
+    def unitary_factorization(self, dtype=None):
+        """A phase screen (``|w| = 1`` everywhere, no broadcasting) is unitary: ``D = D @ I``.
+
+        Decided on concrete weights (traced ones: ``None``). Other weights have no unitary
+        factor that saves work (a mask that drops samples is not unitary).
+        """
+        if self.output_shape != self.input_shape or isinstance(self.weights, jax.core.Tracer):
+            return None
+        modulus = np.abs(np.asarray(self.weights))
+        tol = 4 * np.finfo(modulus.dtype).eps if modulus.size else 0
+        if modulus.size == 0 or not np.all(np.abs(modulus - 1) <= tol):
+            return None
+        pinned = None if self.follows_dtype else self.input_dtype
+        return UnitaryFactorization(self, Identity(self.input_shape, pinned))
 
 
 class Intensity(Operator):

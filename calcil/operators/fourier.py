@@ -7,10 +7,10 @@ import jax.numpy as jnp
 from calcil._internal.dtypes import default_complex
 from calcil._internal.shapes import normalize_axes
 from calcil._internal.struct import static_field
-from calcil.operators.base import LinearOperator
-from calcil.operators.elementwise import Identity
+from calcil.operators.base import Identity, LinearOperator, UnitaryFactorization
+from calcil.operators.elementwise import Diagonal
 
-__all__ = ["FFT"]
+__all__ = ["FFT", "multiplier_factorization"]
 
 # The adjoint of fftn(norm=n) is ifftn with the norm that makes it the conjugate transpose.
 _ADJOINT_NORM = {"ortho": "ortho", "backward": "forward", "forward": "backward"}
@@ -78,14 +78,20 @@ class FFT(LinearOperator):
         eye = Identity(self.input_shape, self.input_dtype)
         return eye if c == 1 else c * c * eye
 
-    def _residual_form(self):
-        # F = c U with U unitary: ||F x - y|| = ||c x - U^H y||, U^H = F^H / c. On real inputs
-        # U is not onto (the residual keeps a part outside its range): no such form.
+    def unitary_factorization(self, dtype=None):
+        """``F = U @ (c I)`` with ``U`` the unitary DFT (``F`` itself for ``norm="ortho"``).
+
+        On real inputs (``input_dtype`` pinned real) ``F`` is not onto its complex output
+        space, so it has no such factorization.
+        """
         if not jnp.issubdtype(self.input_dtype, jnp.complexfloating):
             return None
         c = self._unitary_scale()
         eye = Identity(self.input_shape, self.input_dtype)
-        return (eye, self.H) if c == 1 else (c * eye, (1 / c) * self.H)
+        if c == 1:
+            return UnitaryFactorization(self, eye)
+        unitary = FFT(self.input_shape, self.axes, "ortho", self.centered, self.input_dtype)
+        return UnitaryFactorization(unitary, c * eye)
 
     def _unitary_scale(self) -> float:
         """``c`` in ``F = c U`` with ``U`` unitary."""
@@ -93,3 +99,24 @@ class FFT(LinearOperator):
         return {"ortho": 1.0, "backward": math.sqrt(n), "forward": 1 / math.sqrt(n)}[
             self.normalization
         ]
+
+
+def multiplier_factorization(transfer, input_shape, axes, input_dtype) -> UnitaryFactorization:
+    """The factorization ``U @ B`` of the Fourier multiplier ``x -> ifftn(H * fftn(x))``.
+
+    ``U = F^H`` and ``B = Diagonal(H) @ F`` with ``F`` the unitary DFT over ``axes``: one FFT
+    per application of ``B`` instead of two. ``H`` (``transfer``) may broadcast the input to
+    a stack (one transfer function per distance), and ``U`` then acts on every member.
+
+    Args:
+        transfer: the multiplier ``H`` on the unshifted DFT grid (complex).
+        input_shape: shape of ``x``.
+        axes: the transformed axes, negative (counted from the end), so that they name the
+            same axes of the input and of a stacked output.
+        input_dtype: the dtype of ``x`` (a real one is mapped to complex spectra).
+    """
+    spectral = jnp.promote_types(transfer.dtype, jnp.complex64)
+    analysis = FFT(input_shape, axes, input_dtype=input_dtype)
+    weighted = Diagonal(transfer, analysis.output_shape, input_dtype=spectral)
+    synthesis = FFT(weighted.output_shape, axes, input_dtype=spectral).H
+    return UnitaryFactorization(synthesis, weighted @ analysis)

@@ -87,6 +87,9 @@ class Result:
             :class:`~calcil.ConjugateGradient`).
         steps: steps taken in total (including those before a resume).
         message: a sentence on why the run stopped.
+        fast_path: whether the least-squares fast path evaluated the data term
+            (``"used: ..."``, naming the factor ``B`` of ``A = U B``) or why not
+            (``"not used: ..."``); see the solvers' ``fast_path`` argument.
     """
 
     params: Any
@@ -94,6 +97,7 @@ class Result:
     status: str
     steps: int
     message: str = ""
+    fast_path: str = ""
 
 
 def _next_stop(done: int, iterations: int, *periods: int | None) -> int:
@@ -450,7 +454,7 @@ class IterativeSolver:
             hist = {k: np.concatenate(v) for k, v in history.items()}
         else:
             hist = self._empty_history(plan, mesh, state, data)
-        return Result(final, hist, status, done, message)
+        return Result(final, hist, status, done, message, plan.fast_path)
 
     def _empty_history(self, plan, mesh, state, data) -> dict[str, np.ndarray]:
         """The history of a run of no steps: every key a step would record, no values."""

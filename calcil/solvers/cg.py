@@ -9,15 +9,10 @@ import jax
 import jax.numpy as jnp
 
 from calcil.objective import Objective, select
-from calcil.solvers import _gram
+from calcil.solvers import _fast_path
 from calcil.solvers._linalg import affine_defect, affine_tolerance, axpy, conj, real_dtype, vdot
 from calcil.solvers._loop import IterativeSolver
-from calcil.solvers._requirements import (
-    flatten_params,
-    nonquadratic_loss,
-    nonquadratic_prior,
-    reject_batches,
-)
+from calcil.solvers._requirements import flatten_params, reject_batches
 
 __all__ = ["ConjugateGradient"]
 
@@ -26,8 +21,9 @@ __all__ = ["ConjugateGradient"]
 class _Plan:
     treedef: Any
     tol: float
-    fast: _gram.FastPath | None = None
+    fast: _fast_path.FastPath | None = None
     axis: str | None = None
+    fast_path: str = dataclasses.field(default="", compare=False)  # the outcome, for Result
 
 
 _DEFAULT_TOL = {"float32": 1e-6, "float64": 1e-12}
@@ -73,7 +69,7 @@ class ConjugateGradient(IterativeSolver):
             is reachable (about ``1e-7`` times the condition number of ``H`` in float32): a
             tolerance below that ends as ``"stalled"`` at the most accurate iterate.
         fast_path: the Gram fast path for an ``L2`` loss of a linear forward model, as in
-            :class:`~calcil.GradientSolver` (``solver.fast_path_info`` after ``run``).
+            :class:`~calcil.GradientSolver` (``result.fast_path`` says whether it applied).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -90,7 +86,6 @@ class ConjugateGradient(IterativeSolver):
     def __init__(self, objective: Objective, tol: float | None = None, fast_path: bool = True):
         super().__init__()
         self.fast_path = bool(fast_path)
-        self.fast_path_info: str | None = None
         if tol is not None and not (isinstance(tol, int | float) and 0 < tol < 1):
             raise ValueError(
                 f"ConjugateGradient tol is the relative residual |r| / |c| at which it stops, a "
@@ -104,13 +99,13 @@ class ConjugateGradient(IterativeSolver):
             "L2-type loss, L2 priors)"
         )
         advice = "use cc.ProximalGradient or cc.GradientSolver"
-        why = nonquadratic_loss(objective.loss)
+        why = objective.loss.not_quadratic()
         if why is not None:
             raise ValueError(
                 f"{what}: the loss {objective.loss!r} is not a convex quadratic ({why}); {advice}."
             )
         for path, prior in objective.priors.items():
-            why = nonquadratic_prior(prior)
+            why = prior.not_quadratic()
             if why is not None:
                 raise ValueError(
                     f"{what}: the prior {prior!r} on {path!r} is not a convex quadratic "
@@ -134,7 +129,9 @@ class ConjugateGradient(IterativeSolver):
                 f"{affine_tolerance(leaves):.1g}). Use cc.ProximalGradient or "
                 "cc.GradientSolver for nonlinear models."
             )
-        fast, data = _gram.resolve(self, init, data, batch_size, axis)
+        fast, data, fast_path = _fast_path.resolve(
+            self.fast_path, self.objective, init, data, batch_size, axis
+        )
         real = real_dtype(leaves)
         tol = self.tol if self.tol is not None else _DEFAULT_TOL[jnp.dtype(real).name]
         zero = jnp.zeros((), real)
@@ -144,7 +141,7 @@ class ConjugateGradient(IterativeSolver):
             "cc": -jnp.ones((), real),  # |c|^2, computed at the first step
             "curvature_max": zero,
         }
-        return _Plan(treedef, tol, fast, axis), inner, data
+        return _Plan(treedef, tol, fast, axis, fast_path), inner, data
 
     def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef
@@ -152,7 +149,7 @@ class ConjugateGradient(IterativeSolver):
 
         def total(leaves):
             params = jax.tree_util.tree_unflatten(treedef, leaves)
-            return _gram.evaluate(objective, plan.fast, params, data, plan.axis)
+            return _fast_path.evaluate(objective, plan.fast, params, data, plan.axis)
 
         def gradient(leaves):
             (value, terms), g = jax.value_and_grad(total, has_aux=True)(leaves)

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from calcil.objective import Objective
-from calcil.solvers import _gram
+from calcil.solvers import _fast_path
 from calcil.solvers._linalg import (
     affine_defect,
     affine_tolerance,
@@ -21,12 +21,7 @@ from calcil.solvers._linalg import (
     vdot,
 )
 from calcil.solvers._loop import IterativeSolver
-from calcil.solvers._requirements import (
-    flatten_params,
-    nonquadratic_loss,
-    prior_leaves,
-    reject_batches,
-)
+from calcil.solvers._requirements import flatten_params, prior_leaves, reject_batches
 
 __all__ = ["ProximalGradient"]
 
@@ -40,8 +35,9 @@ class _Plan:
     treedef: Any
     prox: tuple[str | None, ...]
     backtracking: bool
-    fast: _gram.FastPath | None = None
+    fast: _fast_path.FastPath | None = None
     axis: str | None = None
+    fast_path: str = dataclasses.field(default="", compare=False)  # the outcome, for Result
 
 
 class ProximalGradient(IterativeSolver):
@@ -96,7 +92,7 @@ class ProximalGradient(IterativeSolver):
         max_backtracks: halvings of the step per iteration at most.
         growth: factor on the previous step tried first when backtracking.
         fast_path: the Gram fast path for an ``L2`` loss of a linear forward model, as in
-            :class:`~calcil.GradientSolver` (``solver.fast_path_info`` after ``run``).
+            :class:`~calcil.GradientSolver` (``result.fast_path`` says whether it applied).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -123,7 +119,6 @@ class ProximalGradient(IterativeSolver):
     ):
         super().__init__()
         self.fast_path = bool(fast_path)
-        self.fast_path_info: str | None = None
         if not isinstance(objective, Objective):
             raise TypeError(f"ProximalGradient needs a cc.Objective, got {objective!r}")
         if step is not None and not step > 0:
@@ -152,7 +147,7 @@ class ProximalGradient(IterativeSolver):
     def _smooth(self, treedef, fast, leaves, data, axis=None):
         """The data term ``f``."""
         params = jax.tree_util.tree_unflatten(treedef, leaves)
-        return _gram.data_term(self.objective, fast, params, data, axis)
+        return _fast_path.data_term(self.objective, fast, params, data, axis)
 
     def _lipschitz_impl(self, treedef, fast, iterations, leaves, data, v0):
         """Largest eigenvalue of the Hessian of ``f`` at ``leaves``, by power iteration."""
@@ -195,11 +190,13 @@ class ProximalGradient(IterativeSolver):
                 )
         backtracking = self.backtracking
         if backtracking is None:
-            backtracking = nonquadratic_loss(self.objective.loss) is not None
+            backtracking = self.objective.loss.not_quadratic() is not None
             if not backtracking:
                 defect = affine_defect(self.objective.forward, treedef, leaves, data)
                 backtracking = not defect <= affine_tolerance(leaves)
-        fast, fast_data = _gram.resolve(self, init, data, batch_size, axis)
+        fast, fast_data, fast_path = _fast_path.resolve(
+            self.fast_path, self.objective, init, data, batch_size, axis
+        )
         real = real_dtype(leaves)
         if self.step is not None:
             s = jnp.asarray(self.step, real)
@@ -216,7 +213,7 @@ class ProximalGradient(IterativeSolver):
             "step_size": s,
             "value_prev": jnp.full((), jnp.inf, real),
         }
-        return _Plan(treedef, prox, bool(backtracking), fast, axis), inner, fast_data
+        return _Plan(treedef, prox, bool(backtracking), fast, axis, fast_path), inner, fast_data
 
     def _search(self, plan, f, point, s0):
         """Backtracking from ``point``: ``(s, z, backtracks, ok)``, halving ``s`` from ``s0``.
@@ -259,7 +256,7 @@ class ProximalGradient(IterativeSolver):
 
     def _step(self, plan, params, inner, step, data, report):
         x = jax.tree_util.tree_leaves(params)
-        value, terms = _gram.evaluate(self.objective, plan.fast, params, data, plan.axis)
+        value, terms = _fast_path.evaluate(self.objective, plan.fast, params, data, plan.axis)
         t = inner["t"]
         if self.restart:
             t = jnp.where(value > inner["value_prev"], jnp.ones_like(t), t)

@@ -142,3 +142,44 @@ def test_registry_covers_catalogue():
 def test_every_dtype_is_exercised():
     dtypes = {entry[1].name for entry in LINEAR.values()}
     assert dtypes == {"float32", "float64", "complex64", "complex128"}
+
+
+def _family(name: str) -> str:
+    """A registry entry's operator family: its name without the dtype suffix."""
+    for suffix in ("float32", "float64", "complex64", "complex128"):
+        name = name.removesuffix("-" + suffix)
+    return name.removesuffix("-follows")
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR))
+def test_declared_unitary_factorization_holds(name):
+    """Every declared ``A = U B`` has ``U`` unitary, ``U B = A`` and preserves residuals."""
+    with x64_for(LINEAR[name]):
+        op = build(LINEAR[name])
+        if op.unitary_factorization() is not None:  # which ones must: the test below
+            cc.testing.check_unitary_factorization(op, jax.random.key(6))
+
+
+# The structured operators of the catalogue: each must declare its factorization.
+_MUST_FACTOR = {
+    "convolve-circular",
+    "convolve-complex-kernel",
+    "fft",
+    "fft-forward-norm",
+    "angular-spectrum",
+    "fresnel-stack",
+    "pupil",
+    "pupil-zernike-batch",
+    "fraunhofer",
+    "gram-of-circular-convolve",
+    "composition-propagator-of-pad",
+}
+
+
+def test_structured_operators_declare_their_factorization():
+    declared = set()
+    for name, entry in LINEAR.items():
+        with x64_for(entry):
+            if build(entry).unitary_factorization() is not None:
+                declared.add(_family(name))
+    assert _MUST_FACTOR <= declared, sorted(_MUST_FACTOR - declared)

@@ -1,7 +1,8 @@
-"""Structured Gram operators and the least-squares residual forms ``||A x - y|| = ||B x - T y||``.
+"""Structured Gram operators and unitary factorizations ``A = U B``.
 
-References: ``A.H(A(x))`` for the Gram, and ``||A x - y||`` computed directly for the residual
-forms, on random real and complex inputs in float32 and float64.
+References: ``A.H(A(x))`` for the Gram; for the factorizations ``A(x)`` itself, ``U^H U = I``
+and ``||A x - y|| = ||B x - U^H y||`` computed directly, on random real and complex inputs in
+float32 and float64.
 """
 
 import jax
@@ -10,8 +11,8 @@ import numpy as np
 import pytest
 
 import calcil as cc
+from calcil.operators import Identity
 from calcil.operators.base import LinearComposition
-from calcil.operators.elementwise import Identity
 from tests.helpers import randn
 
 O = cc.operators
@@ -36,7 +37,7 @@ def _psf(rng, shape, dtype):
 
 
 def _cases(real, cplx):
-    """(name, operator) pairs whose residual form exists: ``real``/``cplx`` are dtypes."""
+    """(name, operator) pairs with a unitary factorization: ``real``/``cplx`` are dtypes."""
     rng = np.random.default_rng(0)
     k = _psf(rng, (5, 5), real)
     d = _psf(rng, (16, 16), real)
@@ -58,6 +59,19 @@ def _cases(real, cplx):
         ("convolve@diagonal", O.Convolve(k, (16, 16)) @ O.Diagonal(d)),
         ("scaled-convolve", 2.5 * O.Convolve(k, (16, 16))),
         ("complex-scaled-fft", (1 - 2j) * O.FFT((8, 6), input_dtype=cplx)),
+        ("angular-spectrum", O.AngularSpectrum((16, 16), 1.0, 0.5, 5.0, input_dtype=cplx)),
+        (
+            "angular-spectrum-z-stack",
+            O.AngularSpectrum((16, 16), 1.0, 0.5, jnp.array([2.0, 5.0]), input_dtype=cplx),
+        ),
+        ("fresnel", O.Fresnel((16, 16), 1.0, 0.5, 5.0, input_dtype=cplx)),
+        ("pupil", O.Pupil((16, 16), 0.5, 0.5, 0.4, zernike=[0, 0, 0, 0.3], input_dtype=cplx)),
+        ("fraunhofer", O.Fraunhofer((16, 16), 1.0, 0.5, 1e4, phase=True, input_dtype=cplx)),
+        ("phase-screen", O.Diagonal(jnp.exp(1j * d).astype(cplx))),
+        (
+            "phase-screen@pupil",
+            O.Diagonal(jnp.exp(1j * d).astype(cplx)) @ O.Pupil((16, 16), 0.5, 0.5, 0.4),
+        ),
     ]
 
 
@@ -65,37 +79,39 @@ DTYPES = [(jnp.float32, jnp.complex64), (jnp.float64, jnp.complex128)]
 
 
 @pytest.mark.parametrize(("real", "cplx"), DTYPES, ids=["f32", "f64"])
-def test_residual_form_preserves_the_least_squares_residual(real, cplx):
+def test_unitary_factorization_preserves_the_least_squares_residual(real, cplx):
     with jax.enable_x64(real == jnp.float64):
         rng = np.random.default_rng(1)
         for name, A in _cases(real, cplx):
-            form = A._residual_form()
-            assert form is not None, name
-            b, t = form
-            for _ in range(2):
-                x = randn(rng, A.input_shape, A.input_dtype)
-                y = randn(rng, A.output_shape, A.output_dtype)
-                direct = float(jnp.linalg.norm((A(x) - y).ravel()))
-                fast = float(jnp.linalg.norm((b(x) - t(y)).ravel()))
-                assert fast == pytest.approx(direct, rel=RTOL[real]), name
-                # The gradient of 0.5||B x - T y||^2 is A^H (A x - y).
-                ty = t(y)
-                grad = jax.grad(lambda x, b=b, ty=ty: 0.5 * jnp.sum(jnp.abs(b(x) - ty) ** 2))(x)
+            assert A.unitary_factorization() is not None, name
+            cc.testing.check_unitary_factorization(A, rtol=10 * RTOL[real])
+            for dtype in cc.testing.input_dtypes(A):
+                U, B = A.unitary_factorization(dtype)
+                x = randn(rng, A.input_shape, dtype)
+                y = randn(rng, A.output_shape, A.result_dtype(dtype))
+                # The gradient of 0.5||B x - U^H y||^2 is A^H (A x - y).
+                uy = U.H(y)
+                grad = jax.grad(lambda x, B=B, uy=uy: 0.5 * jnp.sum(jnp.abs(B(x) - uy) ** 2))(x)
                 np.testing.assert_allclose(
                     jnp.conj(grad), A.H(A(x) - y), rtol=50 * RTOL[real], atol=50 * RTOL[real] * 30
                 )
 
 
-def test_no_residual_form_where_it_would_not_be_exact_or_save_work():
+def test_no_factorization_where_it_would_not_be_exact_or_save_work():
     k = jnp.ones((3, 3)) / 9
     conv = O.Convolve(k, (16, 16))
     # A real input makes the unitary FFT an isometry onto a subspace: ||F x - y|| keeps a
-    # part of y outside it, so no (B, T) exists.
-    assert O.FFT((8,), input_dtype=jnp.float32)._residual_form() is None
-    assert O.Convolve(k, (16, 16), mode="same")._residual_form() is None
-    assert O.Diagonal(jnp.ones(4))._residual_form() is None
-    assert (O.Crop((16, 16), (8, 8)) @ conv)._residual_form() is None
-    assert (O.Mask(jnp.ones((16, 16)) > 0) @ conv)._residual_form() is None
+    # part of y outside it, so no A = U B with U unitary on the output space and B cheaper.
+    assert O.FFT((8,), input_dtype=jnp.float32).unitary_factorization() is None
+    assert O.Convolve(k, (16, 16), mode="same").unitary_factorization() is None
+    assert O.Diagonal(jnp.full(4, 2.0)).unitary_factorization() is None  # not unit modulus
+    assert O.Diagonal(jnp.ones((3, 4)), (4,)).unitary_factorization() is None  # broadcasts
+    assert O.Mask(jnp.arange(4) > 1).unitary_factorization() is None  # drops samples
+    assert (O.Crop((16, 16), (8, 8)) @ conv).unitary_factorization() is None
+    assert (O.Mask(jnp.ones((16, 16)) > 0) @ conv).unitary_factorization() is None
+    padded = O.AngularSpectrum((16, 16), 1.0, 0.5, 5.0, pad_factor=2)  # the crop is not unitary
+    assert padded.unitary_factorization() is None
+    assert (conv + conv).unitary_factorization() is None
 
 
 @pytest.mark.parametrize(("real", "cplx"), DTYPES, ids=["f32", "f64"])

@@ -27,8 +27,9 @@ import numpy as np
 from calcil._internal.dtypes import complex_dtype_of, default_complex
 from calcil._internal.struct import static_field
 from calcil.operators._checks import field_shape, positive
-from calcil.operators.base import LinearOperator
+from calcil.operators.base import Identity, LinearOperator, UnitaryFactorization
 from calcil.operators.convolution import next_fast_len
+from calcil.operators.fourier import multiplier_factorization
 
 __all__ = ["AngularSpectrum", "Fraunhofer", "Fresnel"]
 
@@ -174,6 +175,15 @@ class _TransferPropagator(LinearOperator):
         if self.stacked:
             spectrum = spectrum.sum(0)
         return self._crop(jnp.fft.ifft2(spectrum, axes=_AXES))
+
+    def unitary_factorization(self, dtype=None):
+        """Without padding ``A = F^H H F`` (``F`` the unitary 2D DFT): ``U = F^H`` and
+        ``B = H F``, one FFT per application of ``B``. Padding crops the result, which is not
+        unitary: ``None`` then."""
+        if self.padded_shape != tuple(self.input_shape[-2:]):
+            return None
+        transfer = self._transfer_for(len(self.input_shape))
+        return multiplier_factorization(transfer, self.input_shape, _AXES, self.input_dtype)
 
     # ---------------------------------------------------------------- sampling check
     def _aliases(self) -> bool:
@@ -501,6 +511,13 @@ class Fraunhofer(LinearOperator):
             y = y * jnp.conj(self.output_phase)
         y = jnp.fft.ifftshift(y, axes=_AXES)
         return jnp.fft.fftshift(jnp.fft.ifft2(y, axes=_AXES, norm="ortho"), axes=_AXES)
+
+    def unitary_factorization(self, dtype=None):
+        """Fraunhofer propagation is unitary (a centred unitary DFT times a unit-modulus
+        phase): ``A = A @ I``, for complex inputs."""
+        if not jnp.issubdtype(self.input_dtype, jnp.complexfloating):
+            return None
+        return UnitaryFactorization(self, Identity(self.input_shape, self.input_dtype))
 
     def adequate_sampling(self, support=None) -> bool:
         """Whether the Fraunhofer approximation holds (warns when it does not).

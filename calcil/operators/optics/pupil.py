@@ -24,6 +24,7 @@ from calcil._internal.dtypes import default_complex, is_complex, real_dtype_of
 from calcil._internal.struct import static_field
 from calcil.operators._checks import field_shape, positive
 from calcil.operators.base import LinearOperator
+from calcil.operators.fourier import multiplier_factorization
 
 __all__ = ["Pupil", "noll_to_nm", "zernike"]
 
@@ -276,6 +277,12 @@ class Pupil(LinearOperator):
             value = changes.get(field.name, getattr(self, field.name))
             object.__setattr__(clear, field.name, value)
         return clear
+
+    def unitary_factorization(self, dtype=None):
+        """``A = F^H P F`` (``F`` the unitary 2D DFT): ``U = F^H``, ``B = P F``, one FFT per
+        application of ``B`` instead of two."""
+        transfer = self.mask if self.zernike.shape[0] == 0 else self.pupil_function
+        return multiplier_factorization(transfer, self.input_shape, _AXES, self.input_dtype)
 
     # ---------------------------------------------------------------- checks and display
     def adequate_sampling(self, min_radius: float = 2.0) -> bool:
