@@ -1,4 +1,4 @@
-"""The least-squares fast path of the solvers: when it applies, that it changes nothing but the cost.
+"""The least-squares fast path of the solvers: when it applies, and that it changes only the cost.
 
 References: the same solver with ``fast_path=False`` (autodiff through the forward model) and
 the objective evaluated directly, in float64 where the question is rounding.
