@@ -1,33 +1,11 @@
-"""Shape helpers shared by operators: integers, axis normalisation, per-axis arguments,
-broadcasting.
+"""Shape helpers shared by operators: axis normalisation, per-axis arguments, broadcasting.
 
-Shapes, axes, factors and offsets are static integers: Python ints and NumPy integers are
-accepted (``operator.index``); floats are refused rather than truncated.
+Shapes, axes, factors and offsets are static integers (:mod:`calcil._internal.integers`).
 """
-
-import operator
 
 import numpy as np
 
-
-def as_int(value, name: str) -> int:
-    """``value`` as a Python int (NumPy integers too), or a ``TypeError`` naming ``name``."""
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an integer (int or NumPy integer), got {value!r} of type "
-            f"{type(value).__name__}: pass whole numbers, e.g. int(round(v))."
-        ) from None
-
-
-def as_ints(values, name: str) -> tuple[int, ...]:
-    """A sequence of integers as a tuple of Python ints (see :func:`as_int`)."""
-    try:
-        items = tuple(values)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of integers, got {values!r}") from None
-    return tuple(as_int(v, name) for v in items)
+from calcil._internal.integers import as_int, as_ints
 
 
 def normalize_axes(axes, ndim: int, name: str = "axes") -> tuple[int, ...]:

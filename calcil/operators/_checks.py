@@ -2,7 +2,7 @@
 
 import math
 
-from calcil._internal.shapes import as_ints
+from calcil._internal.integers import as_ints
 
 
 def positive(name, value, unit="same unit as wavelength", owner="") -> float:

@@ -48,8 +48,8 @@ from calcil._internal.dtypes import (
     is_complex,
     restrict,
 )
+from calcil._internal.integers import as_ints
 from calcil._internal.random import device_normal
-from calcil._internal.shapes import as_ints
 from calcil._internal.struct import Struct, short_repr, static_field
 from calcil.operators._dtype_rules import check_input, compose_dtypes, sum_dtypes
 

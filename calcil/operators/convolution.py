@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil._internal.dtypes import inexact_or_default, is_complex
-from calcil._internal.shapes import as_ints, normalize_axes, sum_to_shape
+from calcil._internal.integers import as_ints
+from calcil._internal.shapes import normalize_axes, sum_to_shape
 from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator, UnitaryFactorization
 

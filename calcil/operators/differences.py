@@ -3,6 +3,7 @@
 import jax.numpy as jnp
 from jax import lax
 
+from calcil._internal.arrays import pad_axis
 from calcil._internal.dtypes import default_real
 from calcil._internal.shapes import normalize_axes
 from calcil._internal.struct import static_field
@@ -11,12 +12,6 @@ from calcil.operators.base import LinearOperator
 __all__ = ["FiniteDifference"]
 
 BOUNDARIES = ("periodic", "neumann")
-
-
-def _pad_axis(x, axis, width):
-    widths = [(0, 0)] * x.ndim
-    widths[axis] = width
-    return jnp.pad(x, widths)
 
 
 class FiniteDifference(LinearOperator):
@@ -60,13 +55,13 @@ class FiniteDifference(LinearOperator):
             return jnp.roll(x, -1, axis) - x
         n = x.shape[axis]
         d = lax.slice_in_dim(x, 1, n, axis=axis) - lax.slice_in_dim(x, 0, n - 1, axis=axis)
-        return _pad_axis(d, axis, (0, 1))
+        return pad_axis(d, axis, (0, 1))
 
     def _diff_adjoint(self, y, axis):
         if self.boundary == "periodic":
             return jnp.roll(y, 1, axis) - y
         z = lax.slice_in_dim(y, 0, y.shape[axis] - 1, axis=axis)
-        return _pad_axis(z, axis, (1, 0)) - _pad_axis(z, axis, (0, 1))
+        return pad_axis(z, axis, (1, 0)) - pad_axis(z, axis, (0, 1))
 
     def forward(self, x):
         return jnp.stack([self._diff(x, a) for a in self.axes])

@@ -10,7 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil._internal.dtypes import inexact_or_default, is_complex
-from calcil._internal.shapes import as_ints, sum_to_shape
+from calcil._internal.integers import as_ints
+from calcil._internal.shapes import sum_to_shape
 from calcil.operators.base import Identity, LinearOperator, Operator, UnitaryFactorization
 
 __all__ = ["Diagonal", "Exp", "Identity", "Intensity"]

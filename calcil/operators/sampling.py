@@ -14,7 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil._internal.dtypes import default_real
-from calcil._internal.shapes import as_int, as_ints, per_axis, sum_to_shape
+from calcil._internal.integers import as_int, as_ints
+from calcil._internal.shapes import per_axis, sum_to_shape
 from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 
