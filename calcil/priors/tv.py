@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from calcil._internal.arrays import pad_axis
 from calcil._internal.shapes import normalize_axes
 from calcil._internal.struct import static_field
 from calcil.operators.differences import FiniteDifference
@@ -50,12 +51,6 @@ def _pixel_norm_sq(d):
     return _sum(sq[i] for i in range(sq.shape[0]))
 
 
-def _pad_axis(x, axis, width):
-    widths = [(0, 0)] * x.ndim
-    widths[axis] = width
-    return jnp.pad(x, widths)
-
-
 def _head(x, axis):
     """``x[:-1]`` along ``axis``."""
     return lax.slice_in_dim(x, 0, x.shape[axis] - 1, axis=axis)
@@ -70,7 +65,7 @@ def _neumann_diff(x, axis):
     """``(D_a x)[i] = x[i + 1] - x[i]`` along ``axis``, 0 at the last index; one axis at a
     time, so that nothing is stacked (a stacked ``(ndim, ...)`` array is materialised by XLA,
     and so are the zero-padded stacks of its gradient)."""
-    return _pad_axis(_tail(x, axis) - _head(x, axis), axis, (0, 1))
+    return pad_axis(_tail(x, axis) - _head(x, axis), axis, (0, 1))
 
 
 def _real_parts(x):
@@ -131,7 +126,7 @@ def _tv_gradient(parts, norms, axes):
             w_ups = [d / _head(norm, a) for d in ups]
             w_downs = [d / _head(norm, a) for d in downs]
         for t, w_up, w_down in zip(terms, w_ups, w_downs, strict=True):
-            t += [_pad_axis(w_up, a, (1, 0)), _pad_axis(w_down, a, (0, 1))]
+            t += [pad_axis(w_up, a, (1, 0)), pad_axis(w_down, a, (0, 1))]
     return tuple(_sum(t) for t in terms)
 
 

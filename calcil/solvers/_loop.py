@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._internal.counts import as_count
+from calcil._internal.integers import as_count
 from calcil.solvers import _sharding
 
 __all__ = ["IterativeSolver", "Result"]
