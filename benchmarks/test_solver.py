@@ -136,7 +136,9 @@ class Problem:
         self.autodiff = make_solver(self.A, fast_path=False)
         result = self.run_calcil()  # compiles the 50-step chunk
         assert self.solver.traces == 1, self.solver.traces
-        assert self.solver.fast_path_info.startswith("loss/l2 = 0.5 ||B x - T y||^2")
+        assert result.fast_path.startswith("used: loss/l2 = 0.5 ||B x - U^H y||^2"), (
+            result.fast_path
+        )
         self.run_calcil(log=True)  # warms the TensorBoard writer too
         self.run_calcil(autodiff=True)
 
