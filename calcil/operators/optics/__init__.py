@@ -1,7 +1,8 @@
 """Optics operators: propagation, pupils and multi-slice scattering (public in cc.operators)."""
 
+from calcil.operators.optics.fraunhofer import Fraunhofer
 from calcil.operators.optics.multislice import MultiSlice
-from calcil.operators.optics.propagation import AngularSpectrum, Fraunhofer, Fresnel
+from calcil.operators.optics.propagation import AngularSpectrum, Fresnel
 from calcil.operators.optics.pupil import Pupil, noll_to_nm, zernike
 
 __all__ = [

@@ -10,12 +10,8 @@ from calcil._internal.dtypes import complex_dtype_of, default_real
 from calcil._internal.struct import static_field
 from calcil.operators._checks import field_shape, positive
 from calcil.operators.base import Operator
-from calcil.operators.optics.propagation import (
-    AngularSpectrum,
-    _angular_spectrum_transfer,
-    _as_leaf,
-    _dtypes,
-)
+from calcil.operators.optics._transfer import _angular_spectrum_transfer, _as_leaf, _dtypes
+from calcil.operators.optics.propagation import AngularSpectrum
 
 __all__ = ["MultiSlice"]
 
