@@ -1,27 +1,43 @@
 """Data-fidelity terms: compare a prediction with a measurement taken from the batch.
 
 A loss maps ``(prediction, batch) -> scalar``; ``batch[target]`` is the measurement. Losses
-are immutable pytrees; ``w * loss`` weights one and ``loss_a + loss_b`` adds them (each term is
-logged under its own name). ``reduction="mean"`` averages over elements instead of summing.
+are immutable pytrees; ``w * loss`` weights one and ``loss_a + loss_b`` adds them, both giving
+a :class:`LossSum` (the loss family of the weighted sums in :mod:`calcil._internal.terms`;
+each term is logged under its own name). ``reduction="mean"`` averages over elements instead
+of summing.
 
 ``loss.check_data(data)`` validates concrete measurements before a solver compiles anything:
 NaN or infinite values in any target, negative counts for :class:`Poisson`, negative
-intensities for :class:`Amplitude`, and weights of :class:`WeightedL2` (shape, sign,
+intensities for :class:`Amplitude`, and weights of :class:`WeightedLeastSquares` (shape, sign,
 finiteness) are a ``ValueError`` that names the entry and says how to fix it.
+
+Old names kept as aliases: ``L2`` is :class:`LeastSquares`, ``WeightedL2`` is
+:class:`WeightedLeastSquares`; reprs, messages and logged names (``l2``, ``weighted_l2``) are
+those of the old names.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from calcil._internal.struct import Struct, merge_terms, short_repr, static_field
+from calcil._internal.measurements import check_values, check_weight_shape
+from calcil._internal.struct import static_field
+from calcil._internal.terms import Sum, Term
 
-__all__ = ["L2", "Amplitude", "Loss", "LossSum", "Poisson", "WeightedL2"]
+__all__ = [
+    "L2",
+    "Amplitude",
+    "ElementwiseLoss",
+    "LeastSquares",
+    "Loss",
+    "LossSum",
+    "Poisson",
+    "WeightedL2",
+    "WeightedLeastSquares",
+]
 
 REDUCTIONS = ("sum", "mean")
 
@@ -48,112 +64,60 @@ def _safe_sqrt_jvp(primals, tangents):
     return y, jnp.where(x < 0, 0, dx * 0.5 / jnp.sqrt(jnp.maximum(x, tiny)))
 
 
-def _extremes(xp, y):
-    """``[min, max]`` of ``y`` (of its real and imaginary parts when complex), NaN when ``y``
-    holds a NaN: one pass over the data, with NumPy or ``jax.numpy`` (``xp``)."""
-    parts = (xp.real(y), xp.imag(y)) if xp.iscomplexobj(y) else (y,)
-    lo, hi = xp.min(parts[0]), xp.max(parts[0])
-    for part in parts[1:]:
-        lo, hi = xp.minimum(lo, xp.min(part)), xp.maximum(hi, xp.max(part))
-    return xp.stack([lo, hi])
+class Loss(Term, family="loss"):
+    """Base class of data terms: ``loss(prediction, batch)`` is a real scalar.
 
-
-def _counts(xp, y):
-    """``(non-finite, NaN, negative)`` element counts of ``y`` (negatives of real ``y``)."""
-    finite = xp.isfinite(y)
-    negative = 0 if xp.iscomplexobj(y) else xp.sum(finite & (y < 0))
-    return xp.stack([xp.sum(~finite), xp.sum(xp.isnan(y)), xp.asarray(negative)])
-
-
-_device_extremes = jax.jit(lambda y: _extremes(jnp, y))
-_device_counts = jax.jit(lambda y: _counts(jnp, y).astype(jnp.int32))
-
-
-def _is_traced(x) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
-def _where(y, mask_fn) -> str:
-    """``"smallest -2, the first at index (i, j), shape (m, n)"`` for bad values of ``y``."""
-    if not getattr(y, "is_fully_addressable", True):  # another process holds part of it
-        return f"shape {tuple(y.shape)}"
-    host = np.asarray(y)
-    mask = mask_fn(host)
-    first = tuple(int(i) for i in np.unravel_index(int(np.argmax(mask)), mask.shape))
-    smallest = f"smallest {host.min():.4g}, " if mask_fn is _negative else ""
-    return f"{smallest}the first at index {first}, shape {host.shape}"
-
-
-def _values(n: int) -> str:
-    return "value" if n == 1 else "values"
-
-
-def _not_finite(host):
-    return ~np.isfinite(host)
-
-
-def _negative(host):
-    return host < 0
-
-
-def _check_values(owner: str, name: str, y, nonnegative: tuple[str, str] | None = None):
-    """Raise a ``ValueError`` when concrete ``y`` holds NaN or inf, or negative values when
-    ``nonnegative = (why they cannot be, how to fix it)``; traced ``y`` passes.
-
-    A ``jax.Array`` is checked by one small compiled reduction (its minimum and maximum)
-    where it lives, with no copy of the data to the host; values are counted, and read on
-    the host, only to describe a failure.
+    Subclasses implement :meth:`value`, and :meth:`reductions` to run on several devices;
+    most compare the prediction with one measurement and derive from :class:`ElementwiseLoss`.
+    A convex quadratic overrides :meth:`not_quadratic` to return ``None``.
     """
-    if _is_traced(y):
-        return
-    on_device = isinstance(y, jax.Array)
-    if not on_device:
-        y = np.asarray(y)
-        if not (np.issubdtype(y.dtype, np.number) or y.dtype == np.bool_):
-            return  # not numeric: the loss itself reports what it cannot use
-    if np.size(y) == 0:
-        return
-    lo, hi = (float(v) for v in np.asarray(_device_extremes(y) if on_device else _extremes(np, y)))
-    negative = nonnegative is not None and not jnp.iscomplexobj(y) and lo < 0
-    if math.isfinite(lo) and math.isfinite(hi) and not negative:
-        return  # the common case: one pass, no counting
-    counts = _device_counts(y) if on_device else _counts(np, y)
-    n_bad, n_nan, n_negative = (int(c) for c in np.asarray(counts))
-    size = int(np.size(y))
-    if n_bad:
-        kinds = ((n_nan, "NaN"), (n_bad - n_nan, "infinite"))
-        found = " and ".join(f"{n} {kind}" for n, kind in kinds if n)
-        raise ValueError(
-            f"{owner}: {name} must hold finite values, but has {found} "
-            f"{_values(n_bad)} (of {size}; {_where(y, _not_finite)}). Replace them (e.g. "
-            "jnp.nan_to_num(y)) and give those pixels zero weight with cc.losses.WeightedL2, "
-            "or leave them out of the data."
-        )
-    if nonnegative is not None and n_negative:
-        why, fix = nonnegative
-        raise ValueError(
-            f"{owner}: {name} must be >= 0 ({why}), but has {n_negative} negative "
-            f"{_values(n_negative)} (of {size}; {_where(y, _negative)}). {fix}"
+
+    def value(self, prediction, batch) -> jax.Array:
+        """The loss of ``prediction`` against the measurements in ``batch`` (override)."""
+        raise NotImplementedError(f"{self._display} does not implement value()")
+
+    def __call__(self, prediction, batch) -> jax.Array:
+        return self.value(prediction, batch)
+
+    def terms(self, prediction, batch) -> dict[str, jax.Array]:
+        """Named values for logging: ``{name: value}`` (sums list every term)."""
+        return {self.name: self(prediction, batch)}
+
+    def check_data(self, data) -> None:
+        """Raise a ``ValueError`` when ``data`` holds measurements this loss cannot model
+        (nothing to check here; :class:`ElementwiseLoss` checks its target)."""
+
+    def reductions(self) -> tuple[str, ...]:
+        """How each logged term combines over measurements, in the order of :meth:`terms`:
+        ``"sum"`` when it adds the measurements' contributions, ``"mean"`` when it averages
+        them. A run on several devices reduces each term over the devices accordingly."""
+        raise NotImplementedError(
+            f"{self._display} does not say how its value combines over measurements: "
+            "implement reductions() -> ('sum',) or ('mean',) to run it on several devices."
         )
 
-
-def _check_weight_shape(owner: str, name: str, weight_shape, target: str, target_shape) -> None:
-    """Weights must broadcast to the measurement's shape (not enlarge it)."""
-    weight_shape, target_shape = tuple(weight_shape), tuple(target_shape)
-    try:
-        fits = np.broadcast_shapes(weight_shape, target_shape) == target_shape
-    except ValueError:
-        fits = False
-    if not fits:
-        raise ValueError(
-            f"{owner}: {name} of shape {weight_shape} do not broadcast to the shape "
-            f"{target_shape} of {target}. Give the weights the measurement's shape "
-            f"{target_shape}, or one that broadcasts to it (such as () for a single weight)."
-        )
+    def _weight_error(self, weight) -> str | None:
+        if super()._weight_error(weight) is not None:
+            return "a loss can be multiplied by a scalar weight only"
+        return None
 
 
-class Loss(Struct):
-    """Base class: subclasses implement :meth:`elementwise` (or :meth:`value`)."""
+class ElementwiseLoss(Loss):
+    """A loss of the measurement ``batch[target]``, summed (or averaged) over its elements.
+
+    Subclasses implement :meth:`elementwise` (or :meth:`value`); a class attribute
+    ``_nonnegative = (why, how to fix)`` makes :meth:`check_data` reject negative data.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> class Absolute(cc.losses.ElementwiseLoss):
+        ...     def __init__(self, target="y", reduction="sum"):
+        ...         super().__init__(target, reduction, "absolute")
+        ...     def elementwise(self, prediction, y, batch):
+        ...         return jnp.abs(prediction - y)
+        >>> float(Absolute()(jnp.array([1.0, 3.0]), {"y": jnp.array([0.0, 1.0])}))
+        3.0
+    """
 
     # (why the measurements cannot be negative, how to fix data that is): checked by
     # check_data for losses of counts or intensities; None allows any sign.
@@ -161,12 +125,12 @@ class Loss(Struct):
 
     target: Any = static_field()
     reduction: str = static_field()
-    name: str = static_field()
 
     def __init__(self, target, reduction: str, name: str):
         if reduction not in REDUCTIONS:
             raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
-        self.target, self.reduction, self.name = target, reduction, name
+        self.target, self.reduction = target, reduction
+        super().__init__(name)
 
     def measurement(self, batch):
         """``batch[target]``, with an error listing the batch's keys when it is missing."""
@@ -178,7 +142,7 @@ class Loss(Struct):
         except (KeyError, TypeError, IndexError):
             keys = list(batch) if hasattr(batch, "keys") else type(batch).__name__
             raise KeyError(
-                f"{type(self).__name__} reads batch[{key!r}], but the batch has {keys}. Pass "
+                f"{self._display} reads batch[{key!r}], but the batch has {keys}. Pass "
                 f"that entry in the data or set {argument}=..."
             ) from None
 
@@ -195,8 +159,8 @@ class Loss(Struct):
         """
         if self.target is None:
             return
-        _check_values(
-            type(self).__name__,
+        check_values(
+            self._display,
             self._data_name(),
             self.measurement(data),
             nonnegative=self._nonnegative,
@@ -205,14 +169,17 @@ class Loss(Struct):
     def _data_name(self) -> str:
         return f"data[{self.target!r}]"
 
+    def reductions(self) -> tuple[str, ...]:
+        return (self.reduction,)
+
     def elementwise(self, prediction, measurement, batch) -> jax.Array:
-        raise NotImplementedError(f"{type(self).__name__} does not implement elementwise()")
+        raise NotImplementedError(f"{self._display} does not implement elementwise()")
 
     def value(self, prediction, batch) -> jax.Array:
         y = self.measurement(batch)
         if jnp.shape(prediction) != jnp.shape(y):
             raise ValueError(
-                f"{type(self).__name__}: prediction of shape {jnp.shape(prediction)} does not "
+                f"{self._display}: prediction of shape {jnp.shape(prediction)} does not "
                 f"match batch[{self.target!r}] of shape {jnp.shape(y)}"
             )
         return self._reduce(prediction, y, batch)
@@ -221,41 +188,29 @@ class Loss(Struct):
         e = self.elementwise(prediction, y, batch)
         return jnp.sum(e) if self.reduction == "sum" else jnp.mean(e)
 
-    def __call__(self, prediction, batch) -> jax.Array:
-        return self.value(prediction, batch)
-
-    def terms(self, prediction, batch) -> dict[str, jax.Array]:
-        """Named values for logging: ``{name: value}``."""
-        return {self.name: self(prediction, batch)}
-
-    def __mul__(self, weight):
-        if isinstance(weight, Loss) or jnp.ndim(weight) != 0:
-            raise TypeError("a loss can be multiplied by a scalar weight only")
-        return WeightedLoss(weight, self)
-
-    __rmul__ = __mul__
-
-    def __add__(self, other):
-        if not isinstance(other, Loss):
-            return NotImplemented
-        return LossSum((self, other))
-
     def _repr_fields(self):
         fields = super()._repr_fields()
         if fields.get("reduction") == "sum":
             del fields["reduction"]
-        fields.pop("name", None)
         return fields
 
 
-class L2(Loss):
+class LeastSquares(ElementwiseLoss):
     """``0.5 sum |prediction - y|^2`` (Gaussian noise), real or complex.
+
+    ``L2`` is an alias of this class; reprs and messages call it ``L2`` and logs name it
+    ``l2``, as before the rename. A convex quadratic.
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
-        >>> float(cc.losses.L2("y")(jnp.array([1.0, 3.0]), {"y": jnp.array([0.0, 1.0])}))
+        >>> loss = cc.losses.LeastSquares("y")
+        >>> float(loss(jnp.array([1.0, 3.0]), {"y": jnp.array([0.0, 1.0])}))
         2.5
+        >>> cc.losses.L2 is cc.losses.LeastSquares
+        True
     """
+
+    _label = "L2"
 
     def __init__(self, target="y", reduction="sum", name="l2"):
         super().__init__(target, reduction, name)
@@ -268,23 +223,30 @@ class L2(Loss):
         e = _abs_sq(prediction - y)
         return 0.5 * (jnp.sum(e) if self.reduction == "sum" else jnp.mean(e))
 
+    def not_quadratic(self):
+        return None
+
 
 def _abs_sq(r):
     return r.real**2 + r.imag**2 if jnp.iscomplexobj(r) else r * r
 
 
-class WeightedL2(Loss):
-    """``0.5 sum w |prediction - y|^2`` with weights ``w`` (inverse noise variances).
+class WeightedLeastSquares(ElementwiseLoss):
+    """``0.5 sum w |prediction - y|^2`` with per-element weights ``w`` (inverse noise variances).
 
     ``weights`` is an array (broadcast with the measurement) or the name of a batch entry,
-    which is sampled along with the measurement in mini-batches.
+    which is sampled along with the measurement in mini-batches. ``WeightedL2`` is an alias of
+    this class; reprs and messages call it ``WeightedL2`` and logs name it ``weighted_l2``. A
+    convex quadratic (the weights must be non-negative: :meth:`check_data` says so).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
-        >>> loss = cc.losses.WeightedL2("y", jnp.array([1.0, 4.0]))
+        >>> loss = cc.losses.WeightedLeastSquares("y", jnp.array([1.0, 4.0]))
         >>> float(loss(jnp.array([1.0, 1.0]), {"y": jnp.zeros(2)}))
         2.5
     """
+
+    _label = "WeightedL2"
 
     weights: Any
     weights_key: str | None = static_field()
@@ -304,14 +266,14 @@ class WeightedL2(Loss):
         return weights, f"the weights data[{self.weights_key!r}]"
 
     def check_data(self, data) -> None:
-        """As :meth:`Loss.check_data`; the weights must also be finite, non-negative (inverse
-        variances) and broadcast to the measurement's shape."""
+        """As :meth:`ElementwiseLoss.check_data`; the weights must also be finite,
+        non-negative (inverse variances) and broadcast to the measurement's shape."""
         super().check_data(data)
         y = self.measurement(data)
         w, name = self._weights(data)
-        _check_weight_shape("WeightedL2", name, jnp.shape(w), self._data_name(), jnp.shape(y))
-        _check_values(
-            "WeightedL2",
+        check_weight_shape(self._display, name, jnp.shape(w), self._data_name(), jnp.shape(y))
+        check_values(
+            self._display,
             name,
             w,
             nonnegative=(
@@ -322,12 +284,16 @@ class WeightedL2(Loss):
 
     def elementwise(self, prediction, y, batch):
         w, name = self._weights(batch)
-        _check_weight_shape("WeightedL2", name, jnp.shape(w), f"batch[{self.target!r}]", y.shape)
+        where = f"batch[{self.target!r}]"
+        check_weight_shape(self._display, name, jnp.shape(w), where, y.shape)
         r = prediction - y
         return 0.5 * w * jnp.real(r * jnp.conj(r))
 
+    def not_quadratic(self):
+        return None
 
-class Poisson(Loss):
+
+class Poisson(ElementwiseLoss):
     """Poisson negative log-likelihood ``sum(p - y log p)`` (the constant ``log y!`` dropped).
 
     ``p`` is the predicted mean photon count; a complex prediction is a field and its
@@ -361,7 +327,7 @@ class Poisson(Loss):
         return jnp.where(p < eps, term + below, term)
 
 
-class Amplitude(Loss):
+class Amplitude(ElementwiseLoss):
     """Amplitude loss ``0.5 sum (sqrt(p) - sqrt(y))^2`` for phase retrieval.
 
     ``p`` is a predicted intensity; a complex prediction is a field and ``|u|^2`` is used (so
@@ -385,50 +351,32 @@ class Amplitude(Loss):
         return 0.5 * (_safe_sqrt(_intensity(prediction)) - _safe_sqrt(y)) ** 2
 
 
-class WeightedLoss(Loss):
-    """``w * loss``; ``w`` is a leaf (traceable)."""
+class LossSum(Sum, Loss):
+    """``w_1 L_1 + w_2 L_2 + ...``: what ``w * loss`` and ``loss_a + loss_b`` build.
 
-    weight: Any
-    loss: Loss
+    Values add; each term keeps its name in the logs (duplicates numbered). Data checks and
+    reductions are those of every term. Weights are leaves (traceable).
 
-    def __init__(self, weight, loss: Loss):
-        self.weight, self.loss = weight, loss
-        super().__init__(loss.target, loss.reduction, loss.name)
-
-    def check_data(self, data) -> None:
-        self.loss.check_data(data)
-
-    def value(self, prediction, batch):
-        return self.weight * self.loss.value(prediction, batch)
-
-    def terms(self, prediction, batch):
-        return {k: self.weight * v for k, v in self.loss.terms(prediction, batch).items()}
-
-    def __repr__(self):
-        return f"{short_repr(self.weight)} * {self.loss!r}"
-
-
-class LossSum(Loss):
-    """``loss_a + loss_b``: values add; each term keeps its name (duplicates numbered)."""
-
-    losses: tuple
-
-    def __init__(self, losses):
-        flat = []
-        for loss in losses:
-            flat += list(loss.losses) if isinstance(loss, LossSum) else [loss]
-        self.losses = tuple(flat)
-        super().__init__(None, "sum", "+".join(loss.name for loss in self.losses))
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> loss = cc.losses.LeastSquares("y") + 0.5 * cc.losses.Poisson("y", reduction="mean")
+        >>> loss.reductions()
+        ('sum', 'mean')
+        >>> loss
+        L2(target='y') + 0.5 * Poisson(target='y', reduction='mean', eps=1e-12)
+    """
 
     def check_data(self, data) -> None:
-        for loss in self.losses:
+        for loss in self.summands:
             loss.check_data(data)
 
-    def value(self, prediction, batch):
-        return sum(loss.value(prediction, batch) for loss in self.losses)
+    def reductions(self) -> tuple[str, ...]:
+        return tuple(r for loss in self.summands for r in loss.reductions())
 
-    def terms(self, prediction, batch):
-        return merge_terms(loss.terms(prediction, batch) for loss in self.losses)
 
-    def __repr__(self):
-        return " + ".join(repr(loss) for loss in self.losses)
+Loss._sum = LossSum
+
+#: Alias of :class:`LeastSquares`, the name it had first.
+L2 = LeastSquares
+#: Alias of :class:`WeightedLeastSquares`, the name it had first.
+WeightedL2 = WeightedLeastSquares

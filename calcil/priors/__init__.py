@@ -1,8 +1,11 @@
-"""Priors (regularisers) with proximal operators, and constraints with projections."""
+"""Priors (regularisers) with proximal operators, and constraints with projections.
+
+Old names kept as aliases: ``L2`` is :class:`Tikhonov`, ``Weighted`` is :class:`PriorSum`.
+"""
 
 from calcil.priors.base import Prior, PriorSum, Weighted
 from calcil.priors.constraints import Box, Constraint, NonNegative, Simplex, Support
-from calcil.priors.norms import L1, L2, Huber
+from calcil.priors.norms import L1, L2, Huber, Tikhonov
 from calcil.priors.tv import TV
 
 __all__ = [
@@ -17,5 +20,6 @@ __all__ = [
     "PriorSum",
     "Simplex",
     "Support",
+    "Tikhonov",
     "Weighted",
 ]

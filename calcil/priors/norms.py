@@ -1,4 +1,4 @@
-"""Pointwise priors: L1 (sparsity), L2 (energy) and Huber (robust smoothness).
+"""Pointwise priors: L1 (sparsity), Tikhonov (energy, alias L2) and Huber (robust smoothness).
 
 All act on the modulus ``a = |x|`` so they work on real and complex arrays alike; their proxes
 shrink the modulus and keep the sign (phase).
@@ -9,7 +9,7 @@ import jax.numpy as jnp
 from calcil._internal.struct import static_field
 from calcil.priors.base import Prior
 
-__all__ = ["L1", "L2", "Huber"]
+__all__ = ["L1", "L2", "Huber", "Tikhonov"]
 
 
 def _abs(x):
@@ -46,16 +46,23 @@ class L1(Prior):
         return _shrink(x, jnp.maximum(a - step, 0), a)
 
 
-class L2(Prior):
-    """``R(x) = 0.5 ||x||^2 = 0.5 sum |x|^2``; prox: ``x / (1 + step)``.
+class Tikhonov(Prior):
+    """``R(x) = 0.5 ||x||^2 = 0.5 sum |x|^2`` (Tikhonov regularisation); prox: ``x / (1 + step)``.
+
+    ``L2`` is an alias of this class; reprs show it as ``L2()`` and logs name it ``l2``, as
+    before the rename. A convex quadratic: ``ConjugateGradient`` accepts it (and non-negative
+    multiples and sums of it).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
-        >>> float(cc.priors.L2()(jnp.array([3.0, 4.0])))
+        >>> float(cc.priors.Tikhonov()(jnp.array([3.0, 4.0])))
         12.5
+        >>> cc.priors.L2 is cc.priors.Tikhonov
+        True
     """
 
     has_prox = True
+    _label = "L2"
 
     def __init__(self):
         super().__init__("l2")
@@ -65,6 +72,13 @@ class L2(Prior):
 
     def prox(self, x, step):
         return x / (1 + step)
+
+    def not_quadratic(self):
+        return None
+
+
+#: Alias of :class:`Tikhonov` (``0.5 ||x||^2``), the name it had first.
+L2 = Tikhonov
 
 
 class Huber(Prior):

@@ -1,5 +1,6 @@
 """What a solver requires of its inputs: float parameters, full batches, one prior per
-variable, quadratic terms. Each check raises a ``ValueError`` that says what to change.
+variable. Each check raises a ``ValueError`` that says what to change. (Whether a loss or a
+prior is a convex quadratic, each term says itself: ``term.not_quadratic()``.)
 """
 
 from __future__ import annotations
@@ -7,11 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from calcil._internal.struct import short_repr
-from calcil.losses import L2, LossSum, WeightedL2, WeightedLoss
 from calcil.objective import leaf_paths
-from calcil.priors.base import PriorSum, Weighted
-from calcil.priors.norms import L2 as L2Prior
 
 
 def flatten_params(solver, init):
@@ -41,41 +38,6 @@ def reject_batches(solver, batch_size, why):
             f"{solver} uses all the data at every step ({why}); got batch_size={batch_size!r}. "
             "Leave batch_size=None, or use cc.GradientSolver for mini-batches."
         )
-
-
-def _negative(weight):
-    try:
-        return bool(jnp.any(jnp.asarray(weight) < 0))
-    except jax.errors.ConcretizationTypeError:  # a traced weight: cannot tell, assume fine
-        return False
-
-
-def nonquadratic_loss(loss):
-    """``None`` when ``loss`` is a convex quadratic (L2-type), else why it is not."""
-    if isinstance(loss, L2 | WeightedL2):
-        return None
-    if isinstance(loss, WeightedLoss):
-        if _negative(loss.weight):
-            return f"its weight {short_repr(loss.weight)} is negative"
-        return nonquadratic_loss(loss.loss)
-    if isinstance(loss, LossSum):
-        reasons = [r for r in map(nonquadratic_loss, loss.losses) if r is not None]
-        return reasons[0] if reasons else None
-    return f"{type(loss).__name__} is not quadratic"
-
-
-def nonquadratic_prior(prior):
-    """``None`` when ``prior`` is a convex quadratic (weighted L2 priors), else why not."""
-    if isinstance(prior, L2Prior):
-        return None
-    if isinstance(prior, Weighted):
-        if _negative(prior.weight):
-            return f"its weight {short_repr(prior.weight)} is negative"
-        return nonquadratic_prior(prior.prior)
-    if isinstance(prior, PriorSum):
-        reasons = [r for r in map(nonquadratic_prior, prior.priors) if r is not None]
-        return reasons[0] if reasons else None
-    return f"{type(prior).__name__} is not quadratic"
 
 
 def prior_leaves(objective, init, solver):

@@ -35,7 +35,6 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from calcil.losses import LossSum, WeightedLoss
 from calcil.objective import leaf_paths
 
 AXIS = "data"
@@ -137,18 +136,9 @@ def shard_chunk(chunk, mesh):
     return jax.shard_map(chunk, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
 
 
-def _reductions(loss) -> list[str]:
-    """Each data term's reduction, in the order of ``loss.terms``."""
-    if isinstance(loss, LossSum):
-        return [r for part in loss.losses for r in _reductions(part)]
-    if isinstance(loss, WeightedLoss):
-        return _reductions(loss.loss)
-    return [loss.reduction]
-
-
 def reduce_loss_terms(loss, terms: dict, axis: str) -> dict:
     """Data terms of this device's measurements -> the terms of all measurements."""
-    reductions = _reductions(loss)
+    reductions = loss.reductions()  # each term's, in the order of loss.terms
     if len(reductions) != len(terms):
         raise ValueError(
             f"a sharded run reduces each data term over the devices by its reduction, but "
