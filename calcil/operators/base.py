@@ -111,7 +111,16 @@ _RESERVED = frozenset(
 
 class UnitaryFactorization(NamedTuple):
     """``A = U @ B`` with ``U`` unitary (``U^H U = I``); see
-    :meth:`LinearOperator.unitary_factorization`."""
+    :meth:`LinearOperator.unitary_factorization`.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> A = cc.operators.Convolve(jnp.ones((3, 3)) / 9, (8, 8))
+        >>> U, B = A.unitary_factorization()
+        >>> x = jnp.arange(64.0).reshape(8, 8)
+        >>> bool(jnp.allclose(U(B(x)), A(x), atol=1e-4))
+        True
+    """
 
     U: Any
     B: Any

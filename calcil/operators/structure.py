@@ -24,7 +24,15 @@ __all__ = ["AppliedOperator", "applied_operator"]
 
 @dataclasses.dataclass(frozen=True)
 class AppliedOperator:
-    """``fn(params, ...) = operator(leaves(params)[index])``."""
+    """``fn(params, ...) = operator(leaves(params)[index])``: what :func:`applied_operator` finds.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> A = cc.operators.FFT((4,))
+        >>> found = cc.operators.applied_operator(lambda p: A(p["b"]), {"a": 1.0, "b": jnp.ones(4)})
+        >>> found.index                                  # the second leaf, "b"
+        1
+    """
 
     index: int
     operator: LinearOperator
