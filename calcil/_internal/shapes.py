@@ -45,3 +45,16 @@ def sum_to_shape(y, shape: tuple[int, ...]):
         lead + i for i, n in enumerate(shape) if n == 1 and y.shape[lead + i] != 1
     )
     return y.sum(axis=axes).reshape(shape)
+
+
+def check_broadcast(what: str, shape, input_shape, plural: bool = False) -> None:
+    """A ``ValueError`` unless ``shape`` (of ``what``: weights, a mask) broadcasts with the
+    operator's ``input_shape``."""
+    try:
+        np.broadcast_shapes(input_shape, shape)
+    except ValueError:
+        verb = "do" if plural else "does"
+        raise ValueError(
+            f"{what} of shape {shape} {verb} not broadcast with input_shape {input_shape}: give "
+            f"{what} of the input's shape or of one that broadcasts to it."
+        ) from None

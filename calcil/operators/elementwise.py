@@ -11,7 +11,7 @@ import numpy as np
 
 from calcil._internal.dtypes import inexact_or_default, is_complex
 from calcil._internal.integers import as_ints
-from calcil._internal.shapes import sum_to_shape
+from calcil._internal.shapes import check_broadcast, sum_to_shape
 from calcil.operators.base import Identity, LinearOperator, Operator, UnitaryFactorization
 
 __all__ = ["Diagonal", "Exp", "Identity", "Intensity"]
@@ -45,14 +45,7 @@ class Diagonal(LinearOperator):
         if input_shape is None:
             input_shape = self.weights.shape
         input_shape = as_ints(input_shape, "Diagonal input_shape")
-        try:
-            np.broadcast_shapes(input_shape, self.weights.shape)
-        except ValueError:
-            raise ValueError(
-                f"Diagonal weights of shape {self.weights.shape} do not broadcast with "
-                f"input_shape {input_shape}: give weights of the input's shape or ones that "
-                "broadcast to it."
-            ) from None
+        check_broadcast("Diagonal weights", self.weights.shape, input_shape, plural=True)
         dtype = input_dtype
         if dtype is None:
             dtype = inexact_or_default(self.weights.dtype)

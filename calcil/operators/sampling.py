@@ -15,7 +15,7 @@ import numpy as np
 
 from calcil._internal.dtypes import default_real
 from calcil._internal.integers import as_int, as_ints
-from calcil._internal.shapes import per_axis, sum_to_shape
+from calcil._internal.shapes import check_broadcast, per_axis, sum_to_shape
 from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 
@@ -343,13 +343,7 @@ class Mask(LinearOperator):
         if input_shape is None:
             input_shape = self.mask.shape
         input_shape = as_ints(input_shape, "Mask input_shape")
-        try:
-            np.broadcast_shapes(input_shape, self.mask.shape)
-        except ValueError:
-            raise ValueError(
-                f"Mask of shape {self.mask.shape} does not broadcast with input_shape "
-                f"{input_shape}: give a mask of the input's shape or one that broadcasts to it."
-            ) from None
+        check_broadcast("Mask", self.mask.shape, input_shape)
         super().__init__(input_shape, _dtype(input_dtype), follows_dtype=input_dtype is None)
 
     def forward(self, x):
