@@ -4,6 +4,12 @@ A solver takes ``{pattern: Group(...)}``. Patterns are globs over the '/'-joined
 parameter tree: ``*`` matches within one path segment, ``**`` across segments, and a pattern
 also covers everything below a path it matches (``"net"`` covers ``net/dense/kernel``).
 Every variable must be matched by exactly one group and every pattern must match something.
+
+The updates are optax's: :func:`transformation` makes all groups one
+``optax.multi_transform`` over the flat list of parameter leaves, a group's part being its
+optimizer in ``optax.MultiSteps`` (``every``), ``optax.conditionally_mask`` (``start``) or
+``optax.set_to_zero`` (``frozen``). Calcil adds the glob matching, the projections and
+``post_update`` (applied by the solver) and the names in the logs.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from calcil._internal.counts import as_count
 from calcil.objective import leaf_paths
 from calcil.priors.base import Prior
 
-__all__ = ["Group", "match_groups"]
+__all__ = ["Group", "match_groups", "transformation"]
 
 
 @functools.cache
@@ -217,6 +223,108 @@ class Group:
             prior = self.project
             return lambda x: prior.prox(x, 1.0)
         return self.project
+
+    def updates_at(self, step):
+        """Whether step ``step`` (0-based) updates the group: from ``start`` on, every
+        ``every``-th step (``start + every - 1``, ``start + 2 every - 1`` ...); the Python
+        ``True`` for a group updated at every step, so that no branch is compiled for it."""
+        if self.start == 0 and self.every == 1:
+            return True
+        return (step >= self.start) & ((step - self.start + 1) % self.every == 0)
+
+    def updates_through(self, step):
+        """How many updates the steps ``0 .. step`` apply to the group."""
+        return jnp.maximum(step - self.start + 1, 0) // self.every
+
+
+def transformation(groups: Mapping[str, Group], optimizers: Mapping, labels, dtypes):
+    """All groups' updates as one optax transformation over the flat list of leaves.
+
+    Args:
+        groups: ``{pattern: Group}``.
+        optimizers: ``{pattern: optax transformation}``: each group's optimizer
+            (:meth:`Group.transformation`, resolved once by the solver; unused when frozen).
+        labels: each leaf's pattern, in the order of the leaves.
+        dtypes: each leaf's dtype, in the same order.
+
+    Returns:
+        ``optax.multi_transform({pattern: part}, labels)``, where a group's part is its
+        optimizer, in ``optax.MultiSteps`` when ``every > 1`` (the optimizer gets the mean of
+        the ``every`` gradients since its last update, and only its updates advance its
+        state: a schedule runs on the group's update count), in ``optax.conditionally_mask``
+        when ``start > 0`` (zero updates before step ``start``, the state unchanged), or
+        ``optax.set_to_zero()`` when frozen. Extra arguments (``value``, ``grad``,
+        ``value_fn`` for ``optax.lbfgs``) reach every optimizer; those shaped like the leaves
+        arrive masked to the group's leaves (``optax.MaskedNode`` elsewhere), as do the
+        parameters a ``value_fn`` is called with.
+    """
+    import optax  # imported here: optax is not needed to import calcil
+
+    def part(pattern, group):
+        if group.frozen:
+            return optax.set_to_zero()
+        tx = optimizers[pattern]
+        if group.every > 1:
+            own = [d for d, label in zip(dtypes, labels, strict=True) if label == pattern]
+            tx = _accumulate(tx, group.every, own)
+        if group.start > 0:
+            start = group.start
+            tx = optax.conditionally_mask(tx, lambda step: step >= start)
+        return tx
+
+    parts = {pattern: part(pattern, group) for pattern, group in groups.items()}
+    return optax.multi_transform(parts, list(labels), mask_compatible_extra_args=True)
+
+
+def _accumulate(tx, every: int, dtypes):
+    """``optax.MultiSteps(tx, every)`` accumulating in the dtype of the group's leaves, with
+    the extra arguments passed on to ``tx`` (``grad``: the mean it steps with).
+
+    MultiSteps keeps one accumulator dtype (by default float32, which would drop imaginary
+    parts). A group of real and complex leaves accumulates in the complex dtype: its real
+    leaves' gradients enter as complex numbers (imaginary part 0) and reach ``tx`` real.
+    """
+    import optax
+
+    accumulator = jnp.result_type(*dtypes)
+    inner = _mean_as_grad(tx)
+    complex_leaves = [jnp.issubdtype(d, jnp.complexfloating) for d in dtypes]
+    mixed = any(complex_leaves) and not all(complex_leaves)
+    if mixed:
+
+        def back(updates, params):
+            def cast(u, p):
+                return (u if jnp.iscomplexobj(p) else jnp.real(u)).astype(p.dtype)
+
+            return jax.tree_util.tree_map(cast, updates, params)
+
+        inner = optax.chain(optax.stateless(back), inner)
+    steps = optax.MultiSteps(inner, every_k_schedule=every, accumulator_dtype=accumulator)
+    # a MultiSteps object is no GradientTransformationExtraArgs: optax would drop the extra
+    # arguments that its update passes on to the optimizer
+    accumulated = optax.GradientTransformationExtraArgs(steps.init, steps.update)
+    if not mixed:
+        return accumulated
+
+    def to_accumulator(updates, params):
+        return jax.tree_util.tree_map(lambda u: u.astype(accumulator), updates)
+
+    return optax.chain(optax.stateless(to_accumulator), accumulated)
+
+
+def _mean_as_grad(tx):
+    """``tx`` with its extra argument ``grad`` replaced by the updates it gets: in
+    ``optax.MultiSteps``, the mean gradient it steps with (as ``optax.lbfgs`` expects)."""
+    import optax
+
+    tx = optax.with_extra_args_support(tx)
+
+    def update(updates, state, params=None, **extra_args):
+        if "grad" in extra_args:
+            extra_args["grad"] = updates
+        return tx.update(updates, state, params, **extra_args)
+
+    return optax.GradientTransformationExtraArgs(tx.init, update)
 
 
 def _pattern_regex(pattern: str) -> re.Pattern:
