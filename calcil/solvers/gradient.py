@@ -22,7 +22,7 @@ from calcil.solvers import _gram, _sharding
 from calcil.solvers._linalg import conj
 from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers._requirements import flatten_params
-from calcil.solvers.groups import Group, match_groups
+from calcil.solvers.groups import Group, match_groups, transformation
 
 __all__ = ["GradientSolver", "Result", "group_label"]
 
@@ -79,7 +79,12 @@ class GradientSolver(IterativeSolver):
 
     Every step evaluates the objective and its gradient at the current parameters and hands
     each group's gradient (the conjugate for complex variables, i.e. the steepest-ascent
-    direction under Re<x, y>) to that group's optimizer. The history records, per step, the
+    direction under Re<x, y>) to that group's optimizer. The update of all groups is one
+    optax transformation over the list of parameter leaves
+    (:func:`calcil.solvers.groups.transformation`: ``optax.multi_transform`` of each group's
+    optimizer in ``optax.MultiSteps`` for ``every``, ``optax.conditionally_mask`` for
+    ``start``, ``optax.set_to_zero`` when frozen); the solver adds each group's projection
+    on the steps that update it, and ``post_update``. The history records, per step, the
     total, every term, and each group's learning rate (``lr/<group>``: the rate its update
     at that step used, or its last update's when the group skipped the step; logged when the
     optimizer exposes one: a named optimizer, or a state with
@@ -123,6 +128,7 @@ class GradientSolver(IterativeSolver):
             for pattern, group in self.groups.items()
         }
         self._labels = {pattern: group_label(pattern) for pattern in self.groups}
+        self._updates: dict = {}  # (labels, dtypes) -> the optax transformation of all leaves
 
     # ------------------------------------------------------------------ hooks
     def _prepare(self, init, data, batch_size, key, axis=None):
@@ -136,23 +142,15 @@ class GradientSolver(IterativeSolver):
         batch_size, n_data = _check_batching(data, batch_size)
         self.objective.check_data(data)  # before anything is compiled
         fast, data = _gram.resolve(self, init, data, batch_size, axis)
-        opt, accum, count = [], [], []
-        for pattern, idx in zip(self.groups, indices, strict=True):
-            tx = self._transformations[pattern]
-            sub = [leaves[i] for i in idx]
-            opt.append(None if tx is None else tx.init(sub))
-            needs_accum = tx is not None and self.groups[pattern].every > 1
-            accum.append([jnp.zeros_like(x) for x in sub] if needs_accum else None)
-            count.append(jnp.zeros((), jnp.int32))
         inner = {
-            "opt": opt,
-            "accum": accum,
-            "updates": count,
+            "opt": self._update(indices, [x.dtype for x in leaves]).init(leaves),
             "rng": jax.random.key(0) if key is None else key,
         }
         return _Plan(treedef, indices, batch_size, n_data, fast, axis), inner, data
 
     def _step(self, plan, params, inner, step, data, report):
+        from optax import MaskedNode
+
         treedef = plan.treedef
         objective = self.objective
 
@@ -168,43 +166,50 @@ class GradientSolver(IterativeSolver):
         (value, terms), grads = jax.value_and_grad(total, has_aux=True)(leaves, batch)
         grads = conj(grads)  # complex variables descend along conj(grad)
         outputs = {"loss/total": value, **terms}
+
+        def value_fn(masked):
+            """The objective at one group's leaves (``optax.lbfgs``'s line search), the
+            others at their current values (``optax.MaskedNode`` in ``masked``)."""
+            pairs = zip(masked, leaves, strict=True)
+            full = [x if isinstance(m, MaskedNode) else m for m, x in pairs]
+            return total(full, batch)[0]
+
+        tx = self._update(plan.indices, [x.dtype for x in leaves])
+        updates, opt = tx.update(
+            grads, inner["opt"], leaves, value=value, grad=grads, value_fn=value_fn
+        )
         new_leaves = list(leaves)
-        opt, accum, count = list(inner["opt"]), list(inner["accum"]), list(inner["updates"])
-        for g, (pattern, idx) in enumerate(zip(self.groups, plan.indices, strict=True)):
-            group, tx, label = (
-                self.groups[pattern],
-                self._transformations[pattern],
-                self._labels[pattern],
-            )
-            grads_g = [grads[i] for i in idx]
-            outputs[f"grad_norm/{label}"] = _norm_when(report, grads_g, value.dtype)
-            if tx is None:
+        for pattern, idx in zip(self.groups, plan.indices, strict=True):
+            group, label = self.groups[pattern], self._labels[pattern]
+            outputs[f"grad_norm/{label}"] = _norm_when(report, [grads[i] for i in idx], value.dtype)
+            if group.frozen:  # its leaves stay as they are, bit for bit
                 continue
-            updates_before = count[g]
-            new_leaves, opt[g], accum[g], count[g] = _group_update(
-                group,
-                tx,
-                idx,
-                leaves,
-                new_leaves,
-                opt[g],
-                accum[g],
-                count[g],
-                grads,
-                value,
-                batch,
-                step,
-                total,
-            )
-            lr = _learning_rate(group, opt[g], updates_before)
+            new = _apply(group, [leaves[i] for i in idx], [updates[i] for i in idx], step)
+            for i, x in zip(idx, new, strict=True):
+                new_leaves[i] = x
+            state = opt.inner_states[pattern]
+            lr = _learning_rate(group, state, jnp.maximum(group.updates_through(step) - 1, 0))
             if lr is not None:
                 outputs[f"lr/{label}"] = jnp.asarray(lr, value.dtype)
         params = jax.tree_util.tree_unflatten(treedef, new_leaves)
         for group in self.groups.values():
             if group.post_update is not None:
                 params = group.post_update(params, step)
-        inner = {"opt": opt, "accum": accum, "updates": count, "rng": inner["rng"]}
-        return params, inner, outputs
+        return params, {"opt": opt, "rng": inner["rng"]}, outputs
+
+    def _update(self, indices, dtypes):
+        """The optax transformation that updates all leaves
+        (:func:`~calcil.solvers.groups.transformation`), one object per assignment of leaves
+        to groups and dtypes: every run of the same problem reuses it, and with it the
+        compiled chunk."""
+        labels = [None] * len(dtypes)
+        for pattern, idx in zip(self.groups, indices, strict=True):
+            for i in idx:
+                labels[i] = pattern
+        key = (tuple(labels), tuple(dtypes))
+        if key not in self._updates:
+            self._updates[key] = transformation(self.groups, self._transformations, *key)
+        return self._updates[key]
 
 
 def _norm_when(report, arrays, dtype):
@@ -229,7 +234,8 @@ def _learning_rate(group, opt_state, count):
     ``hyperparams["learning_rate"]`` (or ``["lr"]``) of an ``optax.inject_hyperparams``
     state, also nested in ``chain``, ``masked``, ``MultiSteps`` ... states, or the step that
     ``optax.lbfgs``'s line search took. Otherwise a named optimizer's ``lr``, evaluated at
-    ``count`` (the group's updates before this step) when it is a schedule.
+    ``count`` when it is a schedule: the number of the group's updates before its last one
+    (this step's when it updates; 0 before its first), where its optimizer evaluated it.
     """
     found = _stored_learning_rates(opt_state)
     if len(found) == 1 and jnp.ndim(found[0]) == 0:  # several: ambiguous, none logged
@@ -258,58 +264,23 @@ def _stored_learning_rates(state) -> list:
     return []
 
 
-def _group_update(
-    group, tx, idx, leaves, new_leaves, opt_state, accum, count, grads, value, batch, step, total
-):
-    """One group's accumulate / update / project.
-
-    A group updated at every step from step 0 (the common case) updates unconditionally;
-    otherwise ``lax.cond`` selects update or skip, and ``every > 1`` accumulates gradients.
-    """
+def _apply(group, params, updates, step):
+    """The group's leaves after this step: updated and projected where it updates, else as
+    they were (a group updated at every step compiles no branch)."""
     import optax
 
-    grads_g = [grads[i] for i in idx]
-    started = step >= group.start
-    if group.every > 1:
-        accum = [jnp.where(started, a + gi, a) for a, gi in zip(accum, grads_g, strict=True)]
-    active = started & ((step - group.start + 1) % group.every == 0)
-    params_g = [leaves[i] for i in idx]
     projection = group.projection()
 
-    def value_fn(sub):
-        full = list(leaves)
-        for i, x in zip(idx, sub, strict=True):
-            full[i] = x
-        return total(full, batch)[0]
-
-    def update(operand):
-        accum, opt_state, count = operand
-        mean = grads_g if accum is None else [a / group.every for a in accum]
-        if isinstance(tx, optax.GradientTransformationExtraArgs):
-            updates, opt_state = tx.update(
-                mean, opt_state, params_g, value=value, grad=mean, value_fn=value_fn
-            )
-        else:
-            updates, opt_state = tx.update(mean, opt_state, params_g)
-        new = optax.apply_updates(params_g, updates)
+    def update(params, updates):
+        new = optax.apply_updates(params, updates)
         if projection is not None:
             new = [projection(x) for x in new]
-        new = [x.astype(p.dtype) for x, p in zip(new, params_g, strict=True)]
-        accum = None if accum is None else [jnp.zeros_like(a) for a in accum]
-        return new, opt_state, accum, count + 1
+        return [x.astype(p.dtype) for x, p in zip(new, params, strict=True)]
 
-    def skip(operand):
-        accum, opt_state, count = operand
-        return params_g, opt_state, accum, count
-
-    operand = (accum, opt_state, count)
-    if group.start == 0 and group.every == 1:
-        new_g, opt_state, accum, count = update(operand)
-    else:
-        new_g, opt_state, accum, count = jax.lax.cond(active, update, skip, operand)
-    for i, x in zip(idx, new_g, strict=True):
-        new_leaves[i] = x
-    return new_leaves, opt_state, accum, count
+    active = group.updates_at(step)
+    if active is True:
+        return update(params, updates)
+    return jax.lax.cond(active, update, lambda params, _: params, params, updates)
 
 
 def _check_batching(data, batch_size):
