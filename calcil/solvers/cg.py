@@ -68,7 +68,7 @@ class ConjugateGradient(IterativeSolver):
             complex64 parameters, ``1e-12`` for float64 and complex128. Rounding limits what
             is reachable (about ``1e-7`` times the condition number of ``H`` in float32): a
             tolerance below that ends as ``"stalled"`` at the most accurate iterate.
-        fast_path: the Gram fast path for an ``L2`` loss of a linear forward model, as in
+        fast_path: the least-squares fast path for an ``L2`` loss of a linear forward model, as in
             :class:`~calcil.GradientSolver` (``result.fast_path`` says whether it applied).
 
     Example:

@@ -16,9 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._internal.counts import as_count
+from calcil._internal.integers import as_count
 from calcil.objective import Objective, leaf_paths
-from calcil.solvers import _gram, _sharding
+from calcil.solvers import _fast_path, _sharding
 from calcil.solvers._linalg import conj
 from calcil.solvers._loop import IterativeSolver, Result
 from calcil.solvers._requirements import flatten_params
@@ -58,8 +58,9 @@ class _Plan:
     indices: tuple[tuple[int, ...], ...]
     batch_size: int | None
     n_data: int | None
-    fast: _gram.FastPath | None = None
+    fast: _fast_path.FastPath | None = None
     axis: str | None = None
+    fast_path: str = dataclasses.field(default="", compare=False)  # the outcome, for Result
 
 
 class GradientSolver(IterativeSolver):
@@ -71,11 +72,13 @@ class GradientSolver(IterativeSolver):
             paths, and every variable needs exactly one group.
         optimizer: shortcut for one group over all variables (an optax transformation).
         fast_path: evaluate an ``L2`` loss of a linear forward model ``A(params[path])`` as
-            ``0.5 ||B x - T y||^2`` when ``A = U B`` with ``U`` unitary (circular
-            ``Convolve``, unitary ``FFT``, their compositions and multiples): ``T y`` is
-            computed once and a step costs one FFT pair instead of two. Same values and
-            gradients up to rounding; ``False`` always differentiates through ``forward``.
-            After ``run``, ``solver.fast_path_info`` says whether it applied and why.
+            ``0.5 ||B x - U^H y||^2`` when ``A`` declares ``A = U B`` with ``U`` unitary
+            (:meth:`~calcil.operators.LinearOperator.unitary_factorization`: circular
+            ``Convolve``, the transfer-function propagators, ``Pupil``, unitary ``FFT``, their
+            compositions and multiples): ``U^H y`` is computed once and a step costs one FFT
+            per factor instead of two. Same values and gradients up to rounding; ``False``
+            always differentiates through ``forward``. ``result.fast_path`` says whether it
+            applied and why.
 
     Every step evaluates the objective and its gradient at the current parameters and hands
     each group's gradient (the conjugate for complex variables, i.e. the steepest-ascent
@@ -111,7 +114,6 @@ class GradientSolver(IterativeSolver):
     ):
         super().__init__()
         self.fast_path = bool(fast_path)
-        self.fast_path_info: str | None = None
         if not isinstance(objective, Objective):
             raise TypeError(f"GradientSolver needs a cc.Objective, got {objective!r}")
         if (groups is None) == (optimizer is None):
@@ -141,12 +143,14 @@ class GradientSolver(IterativeSolver):
         leaves, treedef = flatten_params("GradientSolver", init)
         batch_size, n_data = _check_batching(data, batch_size)
         self.objective.check_data(data)  # before anything is compiled
-        fast, data = _gram.resolve(self, init, data, batch_size, axis)
+        fast, data, fast_path = _fast_path.resolve(
+            self.fast_path, self.objective, init, data, batch_size, axis
+        )
         inner = {
             "opt": self._update(indices, [x.dtype for x in leaves]).init(leaves),
             "rng": jax.random.key(0) if key is None else key,
         }
-        return _Plan(treedef, indices, batch_size, n_data, fast, axis), inner, data
+        return _Plan(treedef, indices, batch_size, n_data, fast, axis, fast_path), inner, data
 
     def _step(self, plan, params, inner, step, data, report):
         from optax import MaskedNode
@@ -156,7 +160,7 @@ class GradientSolver(IterativeSolver):
 
         def total(leaves, batch):
             params = jax.tree_util.tree_unflatten(treedef, leaves)
-            return _gram.evaluate(objective, plan.fast, params, batch, plan.axis)
+            return _fast_path.evaluate(objective, plan.fast, params, batch, plan.axis)
 
         if plan.batch_size is None:
             batch = data

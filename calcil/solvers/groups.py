@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._internal.counts import as_count
+from calcil._internal.integers import as_count
 from calcil.objective import leaf_paths
 from calcil.priors.base import Prior
 

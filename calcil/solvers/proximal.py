@@ -91,7 +91,7 @@ class ProximalGradient(IterativeSolver):
             backtracking, which corrects the estimate, at most 10 are used).
         max_backtracks: halvings of the step per iteration at most.
         growth: factor on the previous step tried first when backtracking.
-        fast_path: the Gram fast path for an ``L2`` loss of a linear forward model, as in
+        fast_path: the least-squares fast path for an ``L2`` loss of a linear forward model, as in
             :class:`~calcil.GradientSolver` (``result.fast_path`` says whether it applied).
 
     Example:
