@@ -278,7 +278,7 @@ def transformation(groups: Mapping[str, Group], optimizers: Mapping, labels, dty
 
 def _accumulate(tx, every: int, dtypes):
     """``optax.MultiSteps(tx, every)`` accumulating in the dtype of the group's leaves, with
-    the extra arguments passed on to ``tx`` (``grad``: the mean it steps with).
+    the extra arguments passed on to ``tx`` and ``tx`` run only on the steps that apply it.
 
     MultiSteps keeps one accumulator dtype (by default float32, which would drop imaginary
     parts). A group of real and complex leaves accumulates in the complex dtype: its real
@@ -287,7 +287,7 @@ def _accumulate(tx, every: int, dtypes):
     import optax
 
     accumulator = jnp.result_type(*dtypes)
-    inner = _mean_as_grad(tx)
+    inner = _when_applied(tx)
     complex_leaves = [jnp.issubdtype(d, jnp.complexfloating) for d in dtypes]
     mixed = any(complex_leaves) and not all(complex_leaves)
     if mixed:
@@ -300,9 +300,14 @@ def _accumulate(tx, every: int, dtypes):
 
         inner = optax.chain(optax.stateless(back), inner)
     steps = optax.MultiSteps(inner, every_k_schedule=every, accumulator_dtype=accumulator)
-    # a MultiSteps object is no GradientTransformationExtraArgs: optax would drop the extra
-    # arguments that its update passes on to the optimizer
-    accumulated = optax.GradientTransformationExtraArgs(steps.init, steps.update)
+
+    def update(updates, state, params=None, **extra_args):
+        applied = state.mini_step == every - 1  # MultiSteps applies tx's update this step
+        return steps.update(updates, state, params, **extra_args, **{_APPLIED: applied})
+
+    # (a MultiSteps object is no GradientTransformationExtraArgs: optax would drop the extra
+    # arguments that its update passes on)
+    accumulated = optax.GradientTransformationExtraArgs(steps.init, update)
     if not mixed:
         return accumulated
 
@@ -312,17 +317,31 @@ def _accumulate(tx, every: int, dtypes):
     return optax.chain(optax.stateless(to_accumulator), accumulated)
 
 
-def _mean_as_grad(tx):
-    """``tx`` with its extra argument ``grad`` replaced by the updates it gets: in
-    ``optax.MultiSteps``, the mean gradient it steps with (as ``optax.lbfgs`` expects)."""
+_APPLIED = "_calcil_applied"  # the extra argument by which _accumulate tells _when_applied
+
+
+def _when_applied(tx):
+    """``tx`` inside ``optax.MultiSteps``: run only on the steps whose update MultiSteps
+    applies (it would run ``tx`` at every step and discard all but those), and with the
+    extra argument ``grad`` the mean it steps with, as ``optax.lbfgs`` expects."""
     import optax
 
     tx = optax.with_extra_args_support(tx)
 
     def update(updates, state, params=None, **extra_args):
+        applied = extra_args.pop(_APPLIED)
         if "grad" in extra_args:
             extra_args["grad"] = updates
-        return tx.update(updates, state, params, **extra_args)
+
+        def run():
+            return tx.update(updates, state, params, **extra_args)
+
+        def wait():  # zeros (MultiSteps applies none) and the state as it is
+            shapes = jax.eval_shape(run)[0]
+            zeros = jax.tree_util.tree_map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+            return zeros, state
+
+        return jax.lax.cond(applied, run, wait)
 
     return optax.GradientTransformationExtraArgs(tx.init, update)
 
