@@ -17,6 +17,7 @@ import numpy as np
 
 from calcil import operators as O
 from calcil._internal.dtypes import real_dtype_of
+from tests.helpers import randn
 
 LINEAR = {}
 NONLINEAR = {}
@@ -54,11 +55,7 @@ def register(name, registry=LINEAR, dtypes=DTYPES, follows=False):
 
 def _weights(shape, dtype, seed=0):
     """Deterministic weights of ``dtype`` (complex when ``dtype`` is complex)."""
-    rng = np.random.default_rng(seed)
-    w = rng.standard_normal(shape)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        w = w + 1j * rng.standard_normal(shape)
-    return jnp.asarray(w, dtype)
+    return jnp.asarray(randn(np.random.default_rng(seed), shape, dtype))
 
 
 def _psf(shape, dtype):

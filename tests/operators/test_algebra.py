@@ -9,16 +9,13 @@ import pytest
 
 import calcil as cc
 from calcil import operators as O
+from tests.helpers import randn
 
 KEY = jax.random.key(0)
 
 
 def _rand(shape, dtype=jnp.float32, seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape)
-    if jnp.issubdtype(dtype, jnp.complexfloating):
-        x = x + 1j * rng.standard_normal(shape)
-    return jnp.asarray(x, dtype)
+    return jnp.asarray(randn(np.random.default_rng(seed), shape, dtype))
 
 
 def _matrix_operator(m):

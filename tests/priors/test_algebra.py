@@ -21,6 +21,7 @@ from calcil.priors import (
     Support,
     Weighted,
 )
+from tests.helpers import randn
 
 
 @partial(jax.jit, static_argnames="iterations")
@@ -40,9 +41,7 @@ def _terms(prior, x):
 
 
 def x_of(shape=(4, 5), seed=0, complex_=False):
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal(shape)
-    return x + 1j * rng.standard_normal(shape) if complex_ else x
+    return randn(np.random.default_rng(seed), shape, np.complex128 if complex_ else np.float64)
 
 
 PROX_PRIORS = [
