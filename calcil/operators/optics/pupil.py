@@ -190,7 +190,7 @@ class Pupil(LinearOperator):
     Example:
         >>> import jax, jax.numpy as jnp, calcil as cc
         >>> P = cc.operators.Pupil((64, 64), dx=0.1, wavelength=0.5, na=0.8)   # micrometres
-        >>> P
+        >>> P  # doctest: +NORMALIZE_WHITESPACE
         Pupil(na=0.8, wavelength=0.5, dx=0.1, zernike_terms=0,
               (64, 64) complex64 -> (64, 64) complex64)
         >>> u = jnp.ones((64, 64), jnp.complex64)          # a flat field: only frequency 0
