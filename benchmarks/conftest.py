@@ -99,6 +99,28 @@ def memory_info(fn, args) -> dict:
     return {"peak_bytes": peak - parts["alias_bytes"], **parts}
 
 
+def solver_peak_bytes(solver, init, data) -> int:
+    """Peak bytes (:func:`memory_info`) of the chunk a solver compiled for ``init`` and ``data``:
+    its one compiled chunk, called with the state and the data its steps see."""
+    (chunk,) = solver._compiled.values()
+    _, inner, seen = solver._prepare(init, data, None, None, None)
+    state = {"params": init, "inner": inner, "step": jnp.zeros((), jnp.int32)}
+    return memory_info(chunk, (state, seen))["peak_bytes"]
+
+
+def time_runs(benchmark, fn, rounds, iterations, peak_bytes, solver=None) -> None:
+    """Time ``rounds`` calls of ``fn`` (a whole ``iterations``-step run each), check that a
+    calcil ``solver`` traced once (the timed runs reuse the chunk of its warm-up), and record
+    per-step time, steps per second and the program's peak memory."""
+    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=0, iterations=1)
+    if solver is not None:
+        assert solver.traces == 1, solver.traces
+    median = benchmark.stats.stats.median
+    benchmark.extra_info["per_iteration_ms"] = 1e3 * median / iterations
+    benchmark.extra_info["iterations_per_second"] = iterations / median
+    benchmark.extra_info["peak_bytes"] = peak_bytes
+
+
 def device_memory_info() -> dict:
     """``peak_bytes_in_use`` (process-wide) and ``bytes_in_use`` where the device has them
     (GPU; ``memory_stats()`` is ``None`` on CPU)."""

@@ -43,7 +43,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import circular_spectrum, memory_info, scaled_rounds
+from conftest import (
+    circular_spectrum,
+    memory_info,
+    scaled_rounds,
+    solver_peak_bytes,
+    time_runs,
+)
 
 import calcil as cc
 
@@ -154,9 +160,9 @@ class Problem:
         if iterations >= ITERATIONS:
             assert err < float(jnp.linalg.norm(self.y - self.x_true)), err
         assert losses_jax[-1] < 0.5 * losses_jax[0], (losses_jax[0], losses_jax[-1])
-        self.peak = {"jax": _peak(self.hand, (self.x0, self.K, self.y))}
+        self.peak = {"jax": memory_info(self.hand, (self.x0, self.K, self.y))["peak_bytes"]}
         for impl, solver in (("calcil", self.solver), ("calcil-autodiff", self.autodiff)):
-            self.peak[impl] = _peak(*_chunk_and_args(solver, self.x0, self.y))
+            self.peak[impl] = solver_peak_bytes(solver, {"x": self.x0}, {"y": self.y})
 
     def run_jax(self):
         return jax.block_until_ready(self.hand(self.x0, self.K, self.y))
@@ -176,19 +182,6 @@ class Problem:
         )
         jax.block_until_ready(result.params)
         return result
-
-
-def _peak(fn, args) -> int:
-    """Peak bytes of the compiled program (XLA's memory analysis)."""
-    return memory_info(fn, args)["peak_bytes"]
-
-
-def _chunk_and_args(solver, x0, y):
-    """The solver's compiled chunk and its arguments (state and the data it sees)."""
-    (chunk,) = solver._compiled.values()
-    _, inner, data = solver._prepare({"x": x0}, {"y": y}, None, None, None)
-    state = {"params": {"x": x0}, "inner": inner, "step": jnp.zeros((), jnp.int32)}
-    return chunk, (state, data)
 
 
 @pytest.fixture(scope="module")
@@ -230,14 +223,14 @@ def _time_solver(benchmark, describe_row, problem, block, impl, rounds):
         def fn():
             return problem.run_calcil(log=log, autodiff=autodiff)
 
-    benchmark.pedantic(fn, rounds=scaled_rounds(rounds, minimum=1), warmup_rounds=0, iterations=1)
-    if impl != "jax":
-        # The timed runs reused the chunk compiled in the warm-up: no retracing.
-        assert problem.solver.traces == 1, problem.solver.traces
-    median = benchmark.stats.stats.median
-    benchmark.extra_info["per_iteration_ms"] = 1e3 * median / problem.iterations
-    benchmark.extra_info["iterations_per_second"] = problem.iterations / median
-    benchmark.extra_info["peak_bytes"] = problem.peak.get(impl, problem.peak["calcil"])
+    time_runs(
+        benchmark,
+        fn,
+        scaled_rounds(rounds, minimum=1),
+        problem.iterations,
+        problem.peak.get(impl, problem.peak["calcil"]),
+        solver=None if impl == "jax" else problem.solver,
+    )
 
 
 @pytest.mark.parametrize(("block", "impl"), COMPILE_BLOCKS)

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import memory_info, scaled_rounds
+from conftest import memory_info, scaled_rounds, solver_peak_bytes, time_runs
 from test_optics import angular_spectrum_transfer
 
 import calcil as cc
@@ -149,7 +149,7 @@ class Problem:
         assert err < 0.5 * float(jnp.linalg.norm(self.u_true)), err
         self.peak = {"jax": memory_info(self.hand, (self.u0, self.H, self.y))["peak_bytes"]}
         for impl, solver in self.solvers.items():
-            self.peak[impl] = memory_info(*_chunk_and_args(solver, self.u0, self.y))["peak_bytes"]
+            self.peak[impl] = solver_peak_bytes(solver, {"u": self.u0}, {"y": self.y})
 
     def run_jax(self):
         return jax.block_until_ready(self.hand(self.u0, self.H, self.y))
@@ -164,14 +164,6 @@ class Problem:
         )
         jax.block_until_ready(result.params)
         return result
-
-
-def _chunk_and_args(solver, u0, y):
-    """The solver's compiled chunk and its arguments (state and the data it sees)."""
-    (chunk,) = solver._compiled.values()
-    _, inner, data = solver._prepare({"u": u0}, {"y": y}, None, None, None)
-    state = {"params": {"u": u0}, "inner": inner, "step": jnp.zeros((), jnp.int32)}
-    return chunk, (state, data)
 
 
 @pytest.fixture(scope="module")
@@ -197,12 +189,11 @@ def test_angular_spectrum_fit(benchmark, describe_row, problem, block, impl):
         def fn():
             return problem.run_calcil(impl)
 
-    rounds = scaled_rounds(ROUNDS_PER_BLOCK, minimum=1)
-    benchmark.pedantic(fn, rounds=rounds, warmup_rounds=0, iterations=1)
-    if impl != "jax":
-        # The timed runs reused the chunk compiled in the warm-up: no retracing.
-        assert problem.solvers[impl].traces == 1, problem.solvers[impl].traces
-    median = benchmark.stats.stats.median
-    benchmark.extra_info["per_iteration_ms"] = 1e3 * median / ITERATIONS
-    benchmark.extra_info["iterations_per_second"] = ITERATIONS / median
-    benchmark.extra_info["peak_bytes"] = problem.peak[impl]
+    time_runs(
+        benchmark,
+        fn,
+        scaled_rounds(ROUNDS_PER_BLOCK, minimum=1),
+        ITERATIONS,
+        problem.peak[impl],
+        solver=problem.solvers.get(impl),
+    )

@@ -76,13 +76,6 @@ class Loss(Term, family="loss"):
         """The loss of ``prediction`` against the measurements in ``batch`` (override)."""
         raise NotImplementedError(f"{self._display} does not implement value()")
 
-    def __call__(self, prediction, batch) -> jax.Array:
-        return self.value(prediction, batch)
-
-    def terms(self, prediction, batch) -> dict[str, jax.Array]:
-        """Named values for logging: ``{name: value}`` (sums list every term)."""
-        return {self.name: self(prediction, batch)}
-
     def check_data(self, data) -> None:
         """Raise a ``ValueError`` when ``data`` holds measurements this loss cannot model
         (nothing to check here; :class:`ElementwiseLoss` checks its target)."""

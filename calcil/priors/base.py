@@ -42,10 +42,6 @@ class Prior(Term, family="prior"):
     def __call__(self, x) -> jax.Array:
         return self.value(jnp.asarray(x))
 
-    def terms(self, x) -> dict[str, jax.Array]:
-        """Named values for logging: ``{name: value}`` (sums list every term)."""
-        return {self.name: self(x)}
-
     def prox(self, x, step) -> jax.Array:
         """``argmin_z 0.5 ||z - x||^2 + step * R(z)``."""
         raise NotImplementedError(

@@ -8,6 +8,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
+from calcil._internal.integers import as_count
 from calcil.objective import Objective
 from calcil.solvers import _fast_path
 from calcil.solvers._linalg import (
@@ -127,8 +128,7 @@ class ProximalGradient(IterativeSolver):
             raise ValueError(f"growth must be at least 1 (1: the step never grows), got {growth}")
         counts = {"power_iterations": power_iterations, "max_backtracks": max_backtracks}
         for name, value in counts.items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+            as_count(name, value, 1, "a positive integer")
         for path, prior in objective.priors.items():
             if not prior.has_prox:
                 raise ValueError(

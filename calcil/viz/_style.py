@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from calcil._internal.integers import as_count
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
@@ -28,8 +30,8 @@ _PART_NAMES = {"abs": "amplitude", "phase": "phase", "real": "real part", "imag"
 
 
 def positive(name: str, value) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    """``value`` must be a whole number >= 1 (a ``ValueError`` naming ``name`` otherwise)."""
+    as_count(name, value, 1, "a positive integer")
 
 
 def _ordinal(n: int) -> str:
