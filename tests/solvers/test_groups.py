@@ -466,3 +466,25 @@ def test_a_group_updated_at_every_step_compiles_no_branch(group, always):
     )(init, inner, jnp.int32(0))
     conds = _conds(jaxpr.jaxpr)  # 2: the gradient norms, computed on logged steps only
     assert conds == 2 if always else conds > 2
+
+
+def test_groups_are_one_optax_transformation():
+    """every, start and frozen are optax's MultiSteps, conditionally_mask and set_to_zero,
+    combined by multi_transform: the solver's optimizer state is optax's own."""
+    obj = cc.Objective(lambda p, b: p["a"] + p["b"] + p["c"], cc.losses.L2("y"))
+    groups = {
+        "a": cc.Group(optax.adam(1e-2), every=2),
+        "b": cc.Group(optax.sgd(1e-2), start=3),
+        "c": cc.Group(optax.sgd(1.0), frozen=True),
+    }
+    solver = cc.GradientSolver(obj, groups=groups)
+    init = {k: jnp.zeros(3) for k in "abc"}
+    _, inner, _ = solver._prepare(init, {"y": jnp.ones(3)}, None, None)
+    state = inner["opt"]
+    assert isinstance(state, optax.PartitionState)
+    kinds = {k: type(v.inner_state) for k, v in state.inner_states.items()}
+    assert kinds == {
+        "a": optax.MultiStepsState,
+        "b": optax.ConditionallyMaskState,
+        "c": optax.EmptyState,
+    }
