@@ -1,7 +1,7 @@
 """Operator algebra and the operator catalogue; every public name is flat in ``cc.operators``.
 
 Core operators live beside the algebra (``base``, ``fourier``, ``convolution``, ``sampling``,
-``elementwise``, ``differences``); imaging modalities in subpackages (``optics``).
+``elementwise``, ``differences``); imaging modalities in subpackages (``optics``, ``tomography``).
 """
 
 from calcil._internal.struct import static_field
@@ -22,16 +22,23 @@ from calcil.operators.optics import (
 )
 from calcil.operators.sampling import Bin, Crop, Gather, Mask, Pad, Subsample
 from calcil.operators.structure import AppliedOperator, applied_operator
+from calcil.operators.tomography import (
+    ConeBeamProjection,
+    FanBeamProjection,
+    ParallelProjection,
+)
 
 __all__ = [
     "FFT",
     "AngularSpectrum",
     "AppliedOperator",
     "Bin",
+    "ConeBeamProjection",
     "Convolve",
     "Crop",
     "Diagonal",
     "Exp",
+    "FanBeamProjection",
     "FiniteDifference",
     "Fraunhofer",
     "Fresnel",
@@ -43,6 +50,7 @@ __all__ = [
     "MultiSlice",
     "Operator",
     "Pad",
+    "ParallelProjection",
     "Pupil",
     "Subsample",
     "UnitaryFactorization",

@@ -307,6 +307,43 @@ def _(dtype, input_dtype):
 
 
 # ---------------------------------------------------------------------- nonlinear
+# Tomography: small grids, off-grid angles (both Joseph branches), detectors wider and
+# narrower than the image, a detector inside the object (clipped fan-beam segments).
+_ANGLES = np.array([0.1, 0.9, 1.7, 2.6, 3.9])
+_REAL = ("float32", "float64")
+
+
+@register("parallel-projection", dtypes=_REAL, follows=True)
+def _(dtype, input_dtype):
+    return O.ParallelProjection((6, 7), _ANGLES, dx=0.8, input_dtype=input_dtype)
+
+
+@register("parallel-projection-3d", dtypes=_REAL, follows=True)
+def _(dtype, input_dtype):
+    return O.ParallelProjection(
+        (3, 6, 5), _ANGLES[:3], n_detector=6, detector_spacing=1.3, input_dtype=input_dtype
+    )
+
+
+@register("fan-beam-projection", dtypes=_REAL, follows=True)
+def _(dtype, input_dtype):
+    return O.FanBeamProjection((6, 7), _ANGLES, 8.0, 3.0, 9, 1.4, input_dtype=input_dtype)
+
+
+@register("fan-beam-projection-short-detector", dtypes=_REAL, follows=True)
+def _(dtype, input_dtype):
+    return O.FanBeamProjection(
+        (5, 6), _ANGLES, 6.0, 1.0, 5, 1.1, dx=1.2, angle_chunk=2, input_dtype=input_dtype
+    )
+
+
+@register("cone-beam-projection", dtypes=_REAL, follows=True)
+def _(dtype, input_dtype):
+    return O.ConeBeamProjection(
+        (4, 6, 5), _ANGLES[:3], 9.0, 4.0, (5, 7), (1.2, 1.5), input_dtype=input_dtype
+    )
+
+
 @register("intensity", NONLINEAR)
 def _(dtype, input_dtype):
     return O.Intensity((5, 6), dtype)

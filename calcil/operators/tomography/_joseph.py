@@ -1,0 +1,175 @@
+"""Joseph's ray-driven projector: line integrals through a pixel or voxel grid.
+
+A ray ``p(t) = s + t d`` (``|d| = 1``) is sampled where it crosses the lines (planes in 3D)
+of pixel centres across the in-plane axis it is most aligned with, ``x`` when
+``|d_x| >= |d_y|``, else ``y``. At each crossing the image is interpolated linearly between
+the two nearest pixel centres on that line (bilinearly between four voxels in 3D, across the
+other in-plane axis and ``z``), zero outside the grid, and the samples are summed with the ray
+length between crossings, ``dx / |d_major|``. This is P. M. Joseph, "An improved algorithm
+for reprojecting rays through pixel images", IEEE Trans. Med. Imaging 1(3):192-196, 1982.
+
+The projector is a gather (two or four per sample) and linear in the image, so its exact
+adjoint is JAX's transpose of it (a scatter-add); it is differentiable in the ray geometry
+(the interpolation weights are piecewise linear in the crossing points). Coordinates follow
+calcil's tomography convention: pixel centres ``x_j = (j - (nx - 1) / 2) dx`` on the last
+axis, ``y_i`` on the one before, ``z_k`` on the first of a volume.
+
+Rays are processed in chunks of angles (:func:`map_angles`), so memory stays the image, the
+sinogram, and one chunk's samples: no index array over all angles is ever built.
+"""
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["line_integrals_2d", "line_integrals_3d", "map_angles", "sum_over_angles"]
+
+# Samples (rays x crossings) per chunk of angles when the chunk size is chosen automatically:
+# about 2**22 samples keep a chunk's temporaries near 100 MB while amortising the loop.
+_SAMPLES_PER_CHUNK = 2**22
+
+
+def default_chunk(n_angles: int, samples_per_angle: int) -> int:
+    """Angles per chunk: as many as fit in ``_SAMPLES_PER_CHUNK`` samples, at least one."""
+    return max(1, min(n_angles, _SAMPLES_PER_CHUNK // max(1, samples_per_angle)))
+
+
+def map_angles(fn, xs, chunk: int):
+    """``jnp.stack([fn(x) for x in xs])`` evaluated ``chunk`` angles at a time."""
+    return jax.lax.map(fn, xs, batch_size=chunk)
+
+
+def sum_over_angles(fn, xs, chunk: int, like):
+    """``sum(fn(x) for x in xs)`` accumulated ``chunk`` angles at a time (``like`` gives the
+    shape and dtype of one term): memory is one term plus one chunk, not one per angle."""
+    n = jax.tree.leaves(xs)[0].shape[0]
+    n_chunks = -(-n // chunk)
+    pad = n_chunks * chunk - n
+    valid = jnp.ones(n, bool)
+
+    def blocks(x):
+        x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
+        return x.reshape((n_chunks, chunk, *x.shape[1:]))
+
+    def step(total, block):
+        args, keep = block
+        terms = jax.vmap(fn)(args)
+        keep = keep.reshape((chunk,) + (1,) * (terms.ndim - 1))
+        return total + jnp.sum(jnp.where(keep, terms, 0), axis=0), None
+
+    total = jnp.zeros(like.shape, like.dtype)
+    total, _ = jax.lax.scan(step, total, (jax.tree.map(blocks, xs), blocks(valid)))
+    return total
+
+
+def _flat_padded(image, n_grid: int):
+    """The grid axes (the first ``n_grid``) padded with one zero before and two after, then
+    flattened: interpolation at any clipped coordinate in ``[-1, n]`` stays in range."""
+    widths = ((1, 2),) * n_grid + ((0, 0),) * (image.ndim - n_grid)
+    padded = jnp.pad(image, widths)
+    return padded.reshape((-1, *image.shape[n_grid:]))
+
+
+def _take(flat, index):
+    return flat.at[index].get(mode="promise_in_bounds")
+
+
+def _crossings(source, direction, length, n_major, centre_major, dx, n_steps):
+    """Ray parameter ``t`` at the crossings with the major axis' lines of pixel centres, the
+    step length ``dx / |d_major|`` and the mask of crossings on the segment ``[0, length]``."""
+    step = jnp.arange(n_steps, dtype=source[0].dtype)
+    s_major, d_major = source[0][..., None], direction[0][..., None]
+    t = ((step - centre_major) * dx - s_major) / d_major
+    valid = step < n_major
+    if length is not None:
+        valid = valid & (t >= 0) & (t <= length[..., None])
+    return t, valid, dx / jnp.abs(direction[0])
+
+
+def _fraction(index, n):
+    """A fractional pixel index clipped to ``[-1, n]`` (``n`` may vary per ray), split into
+    its floor (int32) and fraction: beyond the grid both neighbours are padding zeros."""
+    q = jnp.clip(index, -1.0, n)
+    q0 = jnp.floor(q)
+    return q0.astype(jnp.int32), q - q0
+
+
+def line_integrals_2d(image, source, direction, length, dx):
+    """Line integrals of ``image[y, x, *batch]`` along rays (any leading ray shape).
+
+    Args:
+        image: ``(ny, nx, *batch)``; trailing axes are carried along (slices of a volume).
+        source: ``(sx, sy)``, arrays of the ray shape: a point on each ray.
+        direction: ``(dx, dy)``: unit directions.
+        length: the segment length from ``source`` (``None``: the whole line).
+        dx: pixel size.
+
+    Returns:
+        ``(*ray_shape, *batch)`` line integrals in the units of ``dx`` times the image's.
+    """
+    ny, nx = image.shape[:2]
+    flat = _flat_padded(image, 2)
+    width = nx + 3
+    x_major = jnp.abs(direction[0]) >= jnp.abs(direction[1])
+    swap = lambda a, b: (jnp.where(x_major, a, b), jnp.where(x_major, b, a))  # noqa: E731
+    s_major, s_minor = swap(*source)
+    d_major, d_minor = swap(*direction)
+    n_major = jnp.where(x_major, nx, ny)[..., None]
+    c_major = jnp.where(x_major, (nx - 1) / 2, (ny - 1) / 2)[..., None]
+    c_minor = jnp.where(x_major, (ny - 1) / 2, (nx - 1) / 2)[..., None]
+    n_minor = jnp.where(x_major, ny, nx)[..., None]
+    n_steps = max(nx, ny)
+    t, valid, step_length = _crossings(
+        (s_major, s_minor), (d_major, d_minor), length, n_major, c_major, dx, n_steps
+    )
+    q = (s_minor[..., None] + t * d_minor[..., None]) / dx + c_minor
+    q0, frac = _fraction(q, n_minor)
+    major = jnp.minimum(jnp.arange(n_steps), n_major - 1)
+    xm = x_major[..., None]
+    base = jnp.where(xm, (q0 + 1) * width + major + 1, (major + 1) * width + q0 + 1)
+    neighbour = base + jnp.where(xm, width, 1)
+    w1 = jnp.where(valid, frac, 0)
+    w0 = jnp.where(valid, 1 - frac, 0)
+    expand = (...,) + (None,) * (image.ndim - 2)
+    samples = _take(flat, base) * w0[expand] + _take(flat, neighbour) * w1[expand]
+    return jnp.sum(samples, axis=len(t.shape) - 1) * step_length[expand]
+
+
+def line_integrals_3d(volume, source, direction, length, dx):
+    """Line integrals of ``volume[z, y, x]`` along rays (any leading ray shape).
+
+    The major axis is ``x`` or ``y`` (the rays of a circular cone beam stay within 45 degrees
+    of the rotation plane); each crossing interpolates bilinearly across the other in-plane
+    axis and ``z``. Arguments as in :func:`line_integrals_2d`, with three components
+    ``(x, y, z)`` for ``source`` and ``direction``.
+    """
+    nz, ny, nx = volume.shape
+    flat = _flat_padded(volume, 3)
+    width, plane = nx + 3, (nx + 3) * (ny + 3)
+    x_major = jnp.abs(direction[0]) >= jnp.abs(direction[1])
+    swap = lambda a, b: (jnp.where(x_major, a, b), jnp.where(x_major, b, a))  # noqa: E731
+    s_major, s_minor = swap(source[0], source[1])
+    d_major, d_minor = swap(direction[0], direction[1])
+    n_major = jnp.where(x_major, nx, ny)[..., None]
+    c_major = jnp.where(x_major, (nx - 1) / 2, (ny - 1) / 2)[..., None]
+    c_minor = jnp.where(x_major, (ny - 1) / 2, (nx - 1) / 2)[..., None]
+    n_minor = jnp.where(x_major, ny, nx)[..., None]
+    n_steps = max(nx, ny)
+    t, valid, step_length = _crossings(
+        (s_major, s_minor), (d_major, d_minor), length, n_major, c_major, dx, n_steps
+    )
+    q = (s_minor[..., None] + t * d_minor[..., None]) / dx + c_minor
+    q0, fq = _fraction(q, n_minor)
+    z = (source[2][..., None] + t * direction[2][..., None]) / dx + (nz - 1) / 2
+    z0, fz = _fraction(z, nz)
+    major = jnp.minimum(jnp.arange(n_steps), n_major - 1)
+    xm = x_major[..., None]
+    base = (z0 + 1) * plane + jnp.where(
+        xm, (q0 + 1) * width + major + 1, (major + 1) * width + q0 + 1
+    )
+    minor_stride = jnp.where(xm, width, 1)
+    fq = jnp.where(valid, fq, 0)
+    gq = jnp.where(valid, 1 - fq, 0)
+    samples = (_take(flat, base) * gq + _take(flat, base + minor_stride) * fq) * (1 - fz) + (
+        _take(flat, base + plane) * gq + _take(flat, base + plane + minor_stride) * fq
+    ) * fz
+    return jnp.sum(samples, axis=-1) * step_length
