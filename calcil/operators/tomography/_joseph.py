@@ -9,8 +9,9 @@ length between crossings, ``dx / |d_major|``. This is P. M. Joseph, "An improved
 for reprojecting rays through pixel images", IEEE Trans. Med. Imaging 1(3):192-196, 1982.
 
 The projector is a gather (two or four per sample) and linear in the image, so its exact
-adjoint is JAX's transpose of it (a scatter-add); it is differentiable in the ray geometry
-(the interpolation weights are piecewise linear in the crossing points). Coordinates follow
+adjoint is JAX's transpose of it (a scatter-add, :func:`transpose_over_angles`); it is
+differentiable in the ray geometry (the interpolation weights are piecewise linear in the
+crossing points). Coordinates follow
 calcil's tomography convention: pixel centres ``x_j = (j - (nx - 1) / 2) dx`` on the last
 axis, ``y_i`` on the one before, ``z_k`` on the first of a volume.
 
@@ -21,7 +22,15 @@ sinogram, and one chunk's samples: no index array over all angles is ever built.
 import jax
 import jax.numpy as jnp
 
-__all__ = ["line_integrals_2d", "line_integrals_3d", "map_angles", "sum_over_angles"]
+__all__ = [
+    "blocks",
+    "default_chunk",
+    "line_integrals_2d",
+    "line_integrals_3d",
+    "map_angles",
+    "sum_over_angles",
+    "transpose_over_angles",
+]
 
 # Samples (rays x crossings) per chunk of angles when the chunk size is chosen automatically:
 # about 2**22 samples keep a chunk's temporaries near 100 MB while amortising the loop.
@@ -33,31 +42,55 @@ def default_chunk(n_angles: int, samples_per_angle: int) -> int:
     return max(1, min(n_angles, _SAMPLES_PER_CHUNK // max(1, samples_per_angle)))
 
 
-def map_angles(fn, xs, chunk: int):
-    """``jnp.stack([fn(x) for x in xs])`` evaluated ``chunk`` angles at a time."""
-    return jax.lax.map(fn, xs, batch_size=chunk)
+def blocks(x, chunk: int):
+    """``x`` zero-padded along its first axis to whole chunks, as ``(n_chunks, chunk, ...)``."""
+    n_chunks = -(-x.shape[0] // chunk)
+    pad = n_chunks * chunk - x.shape[0]
+    if pad:
+        x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)])
+    return x.reshape((n_chunks, chunk, *x.shape[1:]))
+
+
+def map_angles(fn, angles, chunk: int):
+    """``jnp.stack([fn(a) for a in angles])`` evaluated ``chunk`` angles at a time.
+
+    Each chunk is rematerialised (``jax.checkpoint``): differentiating or transposing the
+    projection (the gradient in a solver, the adjoint) recomputes a chunk's sample indices
+    and weights instead of storing them for every angle, so memory stays one chunk's worth.
+    """
+    n = angles.shape[0]
+    project = jax.checkpoint(jax.vmap(fn))
+    out = jax.lax.map(project, blocks(angles, chunk))
+    return out.reshape((-1, *out.shape[2:]))[:n]
 
 
 def sum_over_angles(fn, xs, chunk: int, like):
     """``sum(fn(x) for x in xs)`` accumulated ``chunk`` angles at a time (``like`` gives the
-    shape and dtype of one term): memory is one term plus one chunk, not one per angle."""
-    n = jax.tree.leaves(xs)[0].shape[0]
-    n_chunks = -(-n // chunk)
-    pad = n_chunks * chunk - n
-    valid = jnp.ones(n, bool)
-
-    def blocks(x):
-        x = jnp.concatenate([x, jnp.zeros((pad, *x.shape[1:]), x.dtype)]) if pad else x
-        return x.reshape((n_chunks, chunk, *x.shape[1:]))
+    shape and dtype of one term): memory is one term plus one chunk, not one per angle. The
+    padding of the last chunk repeats zeros, so ``fn`` must map zero data to zero."""
 
     def step(total, block):
-        args, keep = block
-        terms = jax.vmap(fn)(args)
-        keep = keep.reshape((chunk,) + (1,) * (terms.ndim - 1))
-        return total + jnp.sum(jnp.where(keep, terms, 0), axis=0), None
+        return total + jnp.sum(jax.vmap(fn)(block), axis=0), None
 
-    total = jnp.zeros(like.shape, like.dtype)
-    total, _ = jax.lax.scan(step, total, (jax.tree.map(blocks, xs), blocks(valid)))
+    chunks = jax.tree.map(lambda x: blocks(x, chunk), xs)
+    total, _ = jax.lax.scan(step, jnp.zeros(like.shape, like.dtype), chunks)
+    return total
+
+
+def transpose_over_angles(project_one, sinogram, angles, chunk: int, image_shape):
+    """The exact adjoint of ``sinogram[a] = project_one(image, angles[a])``: JAX's transpose
+    of each chunk's projection (a scatter-add), accumulated chunk by chunk, so memory is the
+    image plus one chunk's samples."""
+    image = jax.ShapeDtypeStruct(image_shape, sinogram.dtype)
+
+    def step(total, block):
+        thetas, rows = block
+        chunk_projection = lambda x: jax.vmap(project_one, (None, 0))(x, thetas)  # noqa: E731
+        (term,) = jax.linear_transpose(chunk_projection, image)(rows)
+        return total + term, None
+
+    chunks = (blocks(angles, chunk), blocks(sinogram, chunk))
+    total, _ = jax.lax.scan(step, jnp.zeros(image_shape, sinogram.dtype), chunks)
     return total
 
 
@@ -99,7 +132,8 @@ def line_integrals_2d(image, source, direction, length, dx):
     Args:
         image: ``(ny, nx, *batch)``; trailing axes are carried along (slices of a volume).
         source: ``(sx, sy)``, arrays of the ray shape: a point on each ray.
-        direction: ``(dx, dy)``: unit directions.
+        direction: ``(dx, dy)``: unit directions, arrays of the ray shape or scalars (one
+            direction for all rays, as in a parallel beam: cheaper).
         length: the segment length from ``source`` (``None``: the whole line).
         dx: pixel size.
 
@@ -125,24 +159,26 @@ def line_integrals_2d(image, source, direction, length, dx):
     q0, frac = _fraction(q, n_minor)
     major = jnp.minimum(jnp.arange(n_steps), n_major - 1)
     xm = x_major[..., None]
-    base = jnp.where(xm, (q0 + 1) * width + major + 1, (major + 1) * width + q0 + 1)
+    row, col = jnp.where(xm, q0, major), jnp.where(xm, major, q0)
+    base = (row + 1) * width + col + 1
     neighbour = base + jnp.where(xm, width, 1)
-    w1 = jnp.where(valid, frac, 0)
-    w0 = jnp.where(valid, 1 - frac, 0)
     expand = (...,) + (None,) * (image.ndim - 2)
-    samples = _take(flat, base) * w0[expand] + _take(flat, neighbour) * w1[expand]
-    return jnp.sum(samples, axis=len(t.shape) - 1) * step_length[expand]
+    # Interpolate, then mask: one fused pass over the samples (masking the weights first
+    # makes XLA materialise them separately, several times slower on CPU).
+    samples = _take(flat, base) * (1 - frac)[expand] + _take(flat, neighbour) * frac[expand]
+    samples = jnp.where(valid[expand], samples, 0)
+    return jnp.sum(samples, axis=t.ndim - 1) * step_length[expand]
 
 
 def line_integrals_3d(volume, source, direction, length, dx):
-    """Line integrals of ``volume[z, y, x]`` along rays (any leading ray shape).
+    """Line integrals of ``volume[z, y, x, *batch]`` along rays (any leading ray shape).
 
     The major axis is ``x`` or ``y`` (the rays of a circular cone beam stay within 45 degrees
     of the rotation plane); each crossing interpolates bilinearly across the other in-plane
     axis and ``z``. Arguments as in :func:`line_integrals_2d`, with three components
     ``(x, y, z)`` for ``source`` and ``direction``.
     """
-    nz, ny, nx = volume.shape
+    nz, ny, nx = volume.shape[:3]
     flat = _flat_padded(volume, 3)
     width, plane = nx + 3, (nx + 3) * (ny + 3)
     x_major = jnp.abs(direction[0]) >= jnp.abs(direction[1])
@@ -163,13 +199,12 @@ def line_integrals_3d(volume, source, direction, length, dx):
     z0, fz = _fraction(z, nz)
     major = jnp.minimum(jnp.arange(n_steps), n_major - 1)
     xm = x_major[..., None]
-    base = (z0 + 1) * plane + jnp.where(
-        xm, (q0 + 1) * width + major + 1, (major + 1) * width + q0 + 1
-    )
+    row, col = jnp.where(xm, q0, major), jnp.where(xm, major, q0)
+    base = (z0 + 1) * plane + (row + 1) * width + col + 1
     minor_stride = jnp.where(xm, width, 1)
-    fq = jnp.where(valid, fq, 0)
-    gq = jnp.where(valid, 1 - fq, 0)
-    samples = (_take(flat, base) * gq + _take(flat, base + minor_stride) * fq) * (1 - fz) + (
-        _take(flat, base + plane) * gq + _take(flat, base + plane + minor_stride) * fq
-    ) * fz
-    return jnp.sum(samples, axis=-1) * step_length
+    e = (...,) + (None,) * (volume.ndim - 3)
+    fq, fz = fq[e], fz[e]
+    low = _take(flat, base) * (1 - fq) + _take(flat, base + minor_stride) * fq
+    high = _take(flat, base + plane) * (1 - fq) + _take(flat, base + plane + minor_stride) * fq
+    samples = jnp.where(valid[e], low * (1 - fz) + high * fz, 0)
+    return jnp.sum(samples, axis=t.ndim - 1) * step_length[e]

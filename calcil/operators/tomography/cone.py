@@ -15,15 +15,16 @@ Geometry (all lengths in the unit of ``dx``): voxel centres ``(x_j, y_i, z_k)`` 
 """
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from calcil._internal.dtypes import default_real, real_dtype_of
+from calcil._internal.dtypes import default_real
 from calcil._internal.integers import as_ints
 from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 from calcil.operators.tomography import _geometry as geo
-from calcil.operators.tomography._joseph import default_chunk, line_integrals_3d, map_angles
+from calcil.operators.tomography._beams import ConeBeam
+from calcil.operators.tomography._joseph import default_chunk
+from calcil.operators.tomography._primitive import project
 
 __all__ = ["ConeBeamProjection"]
 
@@ -163,23 +164,7 @@ class ConeBeamProjection(LinearOperator):
             )
 
     def forward(self, x):
-        real = real_dtype_of(x.dtype)
-        rows, cols = self.detector_shape
-        v = geo.centred(rows, self.detector_spacing[0], real)[:, None]
-        u = geo.centred(cols, self.detector_spacing[1], real)[None, :]
-        d_s = self.source_distance.astype(real)
-        span = d_s + self.detector_distance.astype(real)
-        length = jnp.sqrt(span**2 + u**2 + v**2)
-        zero = jnp.zeros((rows, cols), real)
-
-        def project(theta):
-            c, s = jnp.cos(theta), jnp.sin(theta)
-            source = (zero + d_s * s, zero - d_s * c, zero)
-            direction = (
-                (-span * s + u * c) / length,
-                (span * c + u * s) / length,
-                (v + zero) / length,
-            )
-            return line_integrals_3d(x, source, direction, length + zero, self.dx)
-
-        return map_angles(project, self.angles.astype(real), self.angle_chunk)
+        beam = ConeBeam(
+            self.input_shape, self.dx, self.detector_shape, self.detector_spacing, self.angle_chunk
+        )
+        return project(x, self.angles, self.source_distance, self.detector_distance, spec=beam)

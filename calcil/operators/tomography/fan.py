@@ -23,8 +23,10 @@ from calcil._internal.dtypes import default_real, real_dtype_of
 from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 from calcil.operators.tomography import _geometry as geo
+from calcil.operators.tomography._beams import FanBeam
 from calcil.operators.tomography._fbp import back_project, filter_rows
-from calcil.operators.tomography._joseph import default_chunk, line_integrals_2d, map_angles
+from calcil.operators.tomography._joseph import default_chunk
+from calcil.operators.tomography._primitive import project
 
 __all__ = ["FanBeamProjection"]
 
@@ -123,20 +125,10 @@ class FanBeamProjection(LinearOperator):
         super().__init__(shape, dtype, out, dtype, follows_dtype=input_dtype is None)
 
     def forward(self, x):
-        real = real_dtype_of(x.dtype)
-        u = geo.centred(self.n_detector, self.detector_spacing, real)
-        d_s = self.source_distance.astype(real)
-        span = d_s + self.detector_distance.astype(real)
-        length = jnp.sqrt(span**2 + u**2)
-
-        def project(theta):
-            c, s = jnp.cos(theta), jnp.sin(theta)
-            # source -D_s e_r, e_r = (-s, c); ray vector span e_r + u e_u, e_u = (c, s)
-            source = (jnp.full_like(u, d_s * s), jnp.full_like(u, -d_s * c))
-            direction = ((-span * s + u * c) / length, (span * c + u * s) / length)
-            return line_integrals_2d(x, source, direction, length, self.dx)
-
-        return map_angles(project, self.angles.astype(real), self.angle_chunk)
+        beam = FanBeam(
+            self.input_shape, self.dx, self.n_detector, self.detector_spacing, self.angle_chunk
+        )
+        return project(x, self.angles, self.source_distance, self.detector_distance, spec=beam)
 
     def fbp(self, sinogram, filter="ramp"):
         """Fan-beam filtered back-projection for a full turn of evenly spaced angles.

@@ -17,12 +17,14 @@ import math
 import jax
 import jax.numpy as jnp
 
-from calcil._internal.dtypes import default_real, real_dtype_of
+from calcil._internal.dtypes import default_real
 from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator
 from calcil.operators.tomography import _geometry as geo
+from calcil.operators.tomography._beams import ParallelBeam
 from calcil.operators.tomography._fbp import back_project, filter_rows
-from calcil.operators.tomography._joseph import default_chunk, line_integrals_2d, map_angles
+from calcil.operators.tomography._joseph import default_chunk
+from calcil.operators.tomography._primitive import project
 
 __all__ = ["ParallelProjection"]
 
@@ -40,7 +42,8 @@ class ParallelProjection(LinearOperator):
     1982): along each ray, the image is interpolated linearly on every line of pixel centres
     across the axis the ray is most aligned with, and the samples are summed with the ray
     length between lines, ``dx / max(|cos theta|, |sin theta|)``. The adjoint is the exact
-    transpose of this projector (a matched back-projector), derived by JAX.
+    adjoint of this projector (a matched back-projector, pixel-driven: as fast as the
+    projection), and gradients through the operator use it.
 
     ``angles`` is a leaf: gradients with respect to it are defined (geometry refinement), and
     an operator built inside a forward model from a batch of angles projects just those (how
@@ -107,22 +110,15 @@ class ParallelProjection(LinearOperator):
         super().__init__(shape, dtype, out, dtype, follows_dtype=input_dtype is None)
 
     # ------------------------------------------------------------------ projection
-    def _slices_last(self, x):
-        """The image as ``(ny, nx, *slices)``: a volume's z axis moves last."""
-        return jnp.moveaxis(x, 0, -1) if x.ndim == 3 else x
+    def _beam(self) -> ParallelBeam:
+        ny, nx = self.input_shape[-2:]
+        return ParallelBeam(
+            (ny, nx), self.dx, self.n_detector, self.detector_spacing, self.angle_chunk
+        )
 
     def forward(self, x):
-        image = self._slices_last(x)
-        real = real_dtype_of(x.dtype)
-        u = geo.centred(self.n_detector, self.detector_spacing, real)
-
-        def project(theta):
-            c, s = jnp.cos(theta), jnp.sin(theta)
-            source = (u * c, u * s)  # u e_u: the rays' points on the line through the centre
-            direction = (jnp.full_like(u, -s), jnp.full_like(u, c))
-            return line_integrals_2d(image, source, direction, None, self.dx)
-
-        sino = map_angles(project, self.angles.astype(real), self.angle_chunk)
+        image = jnp.moveaxis(x, 0, -1) if x.ndim == 3 else x  # slices last: (ny, nx, nz)
+        sino = project(image, self.angles, spec=self._beam())
         return jnp.moveaxis(sino, -1, 1) if x.ndim == 3 else sino
 
     # ------------------------------------------------------------------ reconstruction
