@@ -11,8 +11,8 @@ pixel ``k``, with ``u_ij = x_j cos + y_i sin`` its own detector coordinate and
 ``hat(s) = max(0, 1 - |s|)``. So the adjoint is a gather over the few detector pixels within
 ``dx rho`` of ``u_ij``, as fast as the projection, rather than a scatter-add.
 
-Fan and cone beams: rays diverge, and the adjoint is JAX's transpose of each chunk's
-projection (a scatter-add), accumulated chunk by chunk.
+Fan and cone beams: rays diverge, and the adjoint is JAX's transpose of each angle's
+projection (a scatter-add), accumulated angle by angle.
 """
 
 import dataclasses
@@ -129,7 +129,7 @@ class FanBeam:
         _, (angles, d_s, d_d) = _real(sinogram, angles, d_s, d_d)
         shape = (*self.image_shape, *sinogram.shape[2:])
         one = lambda image, t: self._one_angle(image, t, d_s, d_d)  # noqa: E731
-        return transpose_over_angles(one, sinogram, angles, self.chunk, shape)
+        return transpose_over_angles(one, sinogram, angles, shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,4 +168,4 @@ class ConeBeam:
         _, (angles, d_s, d_d) = _real(sinogram, angles, d_s, d_d)
         shape = (*self.image_shape, *sinogram.shape[3:])
         one = lambda volume, t: self._one_angle(volume, t, d_s, d_d)  # noqa: E731
-        return transpose_over_angles(one, sinogram, angles, self.chunk, shape)
+        return transpose_over_angles(one, sinogram, angles, shape)

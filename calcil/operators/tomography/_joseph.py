@@ -77,20 +77,19 @@ def sum_over_angles(fn, xs, chunk: int, like):
     return total
 
 
-def transpose_over_angles(project_one, sinogram, angles, chunk: int, image_shape):
+def transpose_over_angles(project_one, sinogram, angles, image_shape):
     """The exact adjoint of ``sinogram[a] = project_one(image, angles[a])``: JAX's transpose
-    of each chunk's projection (a scatter-add), accumulated chunk by chunk, so memory is the
-    image plus one chunk's samples."""
+    of each angle's projection (a scatter-add), accumulated angle by angle, so memory is the
+    image plus one angle's samples. One angle per step: on CPU, transposing chunks of
+    several angles measured 1.5 to 4 times slower."""
     image = jax.ShapeDtypeStruct(image_shape, sinogram.dtype)
 
     def step(total, block):
-        thetas, rows = block
-        chunk_projection = lambda x: jax.vmap(project_one, (None, 0))(x, thetas)  # noqa: E731
-        (term,) = jax.linear_transpose(chunk_projection, image)(rows)
+        theta, rows = block
+        (term,) = jax.linear_transpose(lambda x: project_one(x, theta), image)(rows)
         return total + term, None
 
-    chunks = (blocks(angles, chunk), blocks(sinogram, chunk))
-    total, _ = jax.lax.scan(step, jnp.zeros(image_shape, sinogram.dtype), chunks)
+    total, _ = jax.lax.scan(step, jnp.zeros(image_shape, sinogram.dtype), (angles, sinogram))
     return total
 
 
