@@ -10,6 +10,11 @@ Geometry (all lengths in the unit of ``dx``):
 * Detector pixel ``k`` sits at ``u_k = (k - (n_detector - 1) / 2) detector_spacing`` and
   measures ``sino[a, k] = integral f(u_k e_u(theta_a) + t e_r(theta_a)) dt``: the image holds
   attenuation per unit length, the sinogram line integrals (dimensionless).
+* ``y`` grows with the row index (row 0 at ``-y``), whereas pictures and phantom tables
+  (``calcil.phantoms``, scikit-image) put row 0 at the top, ``+y``. So scikit-image's
+  ``radon(image, theta_degrees, circle=False)`` equals this projection at the angles
+  ``-numpy.deg2rad(theta_degrees)``, up to its centre (pixel ``n // 2``, not
+  ``(n - 1) / 2``: the same for odd ``n``).
 """
 
 import math
