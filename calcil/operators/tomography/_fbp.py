@@ -20,8 +20,9 @@ from calcil.operators.tomography._joseph import sum_over_angles
 
 __all__ = ["FILTERS", "back_project", "filter_rows"]
 
-# Angles back-projected together (each term is one image).
-_CHUNK = 8
+# Angles back-projected per step of the loop: one. On CPU, gathering for several angles at
+# once measured 10-16 times slower (XLA materialises the batched gathers).
+_CHUNK = 1
 
 FILTERS = ("ramp", "shepp-logan", "cosine", "hann")
 

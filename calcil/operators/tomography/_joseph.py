@@ -9,9 +9,9 @@ length between crossings, ``dx / |d_major|``. This is P. M. Joseph, "An improved
 for reprojecting rays through pixel images", IEEE Trans. Med. Imaging 1(3):192-196, 1982.
 
 The projector is a gather (two or four per sample) and linear in the image, so its exact
-adjoint is JAX's transpose of it (a scatter-add, :func:`transpose_over_angles`); it is
-differentiable in the ray geometry (the interpolation weights are piecewise linear in the
-crossing points). Coordinates follow
+adjoint is JAX's transpose of it (a scatter-add, :func:`transpose_over_angles`; the parallel
+beam has an equivalent gather, see ``_beams``). It is differentiable in the ray geometry
+(the interpolation weights are piecewise linear in the crossing points). Coordinates follow
 calcil's tomography convention: pixel centres ``x_j = (j - (nx - 1) / 2) dx`` on the last
 axis, ``y_i`` on the one before, ``z_k`` on the first of a volume.
 
@@ -54,9 +54,9 @@ def blocks(x, chunk: int):
 def map_angles(fn, angles, chunk: int):
     """``jnp.stack([fn(a) for a in angles])`` evaluated ``chunk`` angles at a time.
 
-    Each chunk is rematerialised (``jax.checkpoint``): differentiating or transposing the
-    projection (the gradient in a solver, the adjoint) recomputes a chunk's sample indices
-    and weights instead of storing them for every angle, so memory stays one chunk's worth.
+    Each chunk is rematerialised (``jax.checkpoint``): differentiating the projection with
+    respect to the geometry recomputes a chunk's sample indices and weights instead of
+    storing them for every angle, so memory stays one chunk's worth.
     """
     n = angles.shape[0]
     project = jax.checkpoint(jax.vmap(fn))
