@@ -32,13 +32,17 @@ __all__ = [
     "transpose_over_angles",
 ]
 
-# Samples (rays x crossings) per chunk of angles when the chunk size is chosen automatically:
-# about 2**22 samples keep a chunk's temporaries near 100 MB while amortising the loop.
+# Samples (rays x crossings) per chunk of angles on accelerators: about 2**22 samples keep a
+# chunk's temporaries near 100 MB while giving each launch enough work.
 _SAMPLES_PER_CHUNK = 2**22
 
 
 def default_chunk(n_angles: int, samples_per_angle: int) -> int:
-    """Angles per chunk: as many as fit in ``_SAMPLES_PER_CHUNK`` samples, at least one."""
+    """Angles per chunk: one on CPU, where it measured fastest (as fast as larger chunks for
+    the projection, 2-3 times faster for small images and for gradients with respect to the
+    angles); elsewhere as many as fit in ``_SAMPLES_PER_CHUNK`` samples, at least one."""
+    if jax.default_backend() == "cpu":
+        return 1
     return max(1, min(n_angles, _SAMPLES_PER_CHUNK // max(1, samples_per_angle)))
 
 

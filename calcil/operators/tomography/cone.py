@@ -55,7 +55,8 @@ class ConeBeamProjection(LinearOperator):
         detector_shape: ``(rows, cols)``.
         detector_spacing: ``(spacing_v, spacing_u)``, or one number for square pixels.
         dx: voxel size.
-        angle_chunk: angles projected together (default: about 100 MB of temporaries).
+        angle_chunk: angles projected together (default: one on CPU; on accelerators
+            about 100 MB of temporaries).
         input_dtype: pins the input dtype; by default it follows the data.
 
     Example:

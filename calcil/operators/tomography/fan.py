@@ -55,7 +55,8 @@ class FanBeamProjection(LinearOperator):
         n_detector: detector pixels.
         detector_spacing: detector pixel pitch.
         dx: pixel size.
-        angle_chunk: angles projected together (default: about 100 MB of temporaries).
+        angle_chunk: angles projected together (default: one on CPU; on accelerators
+            about 100 MB of temporaries).
         input_dtype: pins the input dtype; by default it follows the data.
 
     Example:

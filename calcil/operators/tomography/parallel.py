@@ -61,8 +61,9 @@ class ParallelProjection(LinearOperator):
         n_detector: detector pixels; default ``ceil(sqrt(nx^2 + ny^2) dx / detector_spacing)``,
             which covers the image diagonal.
         detector_spacing: detector pixel pitch (default ``dx``).
-        angle_chunk: angles projected together (default: as many as keep one chunk's
-            temporaries near 100 MB); memory is the image, the sinogram and one chunk.
+        angle_chunk: angles projected together (default: one on CPU, where that is fastest;
+            on accelerators as many as keep a chunk's temporaries near 100 MB); memory is
+            the image, the sinogram and one chunk.
         input_dtype: pins the input dtype; by default it follows the data (real or complex of
             the working precision; complex images project their real and imaginary parts).
 
