@@ -93,5 +93,4 @@ def back_project(q, angles, shape, dx, spacing, detector_coordinate):
         i = k0.astype(jnp.int32) + 1
         return (row[i] * (1 - w) + row[i + 1] * w) * weight[expand]
 
-    like = jnp.zeros((ny, nx, *q.shape[2:]), q.dtype)
-    return sum_over_angles(one_angle, (angles.astype(real), padded), _CHUNK, like)
+    return sum_over_angles(one_angle, (angles.astype(real), padded), _CHUNK)

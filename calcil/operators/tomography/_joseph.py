@@ -28,6 +28,7 @@ __all__ = [
     "line_integrals_2d",
     "line_integrals_3d",
     "map_angles",
+    "scan_sum",
     "sum_over_angles",
     "transpose_over_angles",
 ]
@@ -68,17 +69,25 @@ def map_angles(fn, angles, chunk: int):
     return out.reshape((-1, *out.shape[2:]))[:n]
 
 
-def sum_over_angles(fn, xs, chunk: int, like):
-    """``sum(fn(x) for x in xs)`` accumulated ``chunk`` angles at a time (``like`` gives the
-    shape and dtype of one term): memory is one term plus one chunk, not one per angle. The
-    padding of the last chunk repeats zeros, so ``fn`` must map zero data to zero."""
+def scan_sum(term, xs):
+    """``sum(term(x) for x in xs)`` over the leading axis of the pytree ``xs``, by
+    ``lax.scan``. The first term starts the sum (rather than zeros) so that the carry has the
+    type of the terms, also inside ``shard_map``, where they vary over the devices."""
+    first = term(jax.tree.map(lambda x: x[0], xs))
 
-    def step(total, block):
-        return total + jnp.sum(jax.vmap(fn)(block), axis=0), None
+    def step(total, x):
+        return total + term(x), None
 
+    rest = jax.tree.map(lambda x: x[1:], xs)
+    return jax.lax.scan(step, first, rest)[0]
+
+
+def sum_over_angles(fn, xs, chunk: int):
+    """``sum(fn(x) for x in xs)`` accumulated ``chunk`` angles at a time: memory is one term
+    plus one chunk, not one per angle. The padding of the last chunk repeats zeros, so
+    ``fn`` must map zero data to zero."""
     chunks = jax.tree.map(lambda x: blocks(x, chunk), xs)
-    total, _ = jax.lax.scan(step, jnp.zeros(like.shape, like.dtype), chunks)
-    return total
+    return scan_sum(lambda block: jnp.sum(jax.vmap(fn)(block), axis=0), chunks)
 
 
 def transpose_over_angles(project_one, sinogram, angles, image_shape):
@@ -88,13 +97,11 @@ def transpose_over_angles(project_one, sinogram, angles, image_shape):
     several angles measured 1.5 to 4 times slower."""
     image = jax.ShapeDtypeStruct(image_shape, sinogram.dtype)
 
-    def step(total, block):
+    def term(block):
         theta, rows = block
-        (term,) = jax.linear_transpose(lambda x: project_one(x, theta), image)(rows)
-        return total + term, None
+        return jax.linear_transpose(lambda x: project_one(x, theta), image)(rows)[0]
 
-    total, _ = jax.lax.scan(step, jnp.zeros(image_shape, sinogram.dtype), (angles, sinogram))
-    return total
+    return scan_sum(term, (angles, sinogram))
 
 
 def _flat_padded(image, n_grid: int):

@@ -29,12 +29,35 @@ __all__ = ["back_project", "project"]
 
 def project(image, *geometry, spec):
     """``spec.project(image, *geometry)`` with the transpose ``spec.back_project``."""
-    return _project_p.bind(image, *geometry, spec=spec)
+    return _project_p.bind(*_same_varying(image, *geometry), spec=spec)
 
 
 def back_project(sinogram, *geometry, spec):
     """``spec.back_project(sinogram, *geometry)`` with the transpose ``spec.project``."""
-    return _back_project_p.bind(sinogram, *geometry, spec=spec)
+    return _back_project_p.bind(*_same_varying(sinogram, *geometry), spec=spec)
+
+
+def _varying(x) -> frozenset:
+    """The ``shard_map`` mesh axes along which ``x`` varies (empty outside ``shard_map``)."""
+    aval = jax.typeof(x)
+    manual = getattr(aval, "manual_axis_type", None)
+    return frozenset(manual.varying if manual is not None else getattr(aval, "vma", ()))
+
+
+def _same_varying(*operands):
+    """Inside ``shard_map`` every operand marked varying along the axes any of them varies
+    on (``pcast``), as JAX's own primitives do: an image replicated over the devices and
+    angles split among them give a per-device sinogram, and the transpose of that cast sums
+    the image's cotangent over the devices."""
+    axes = frozenset().union(*(_varying(x) for x in operands))
+    if not axes:
+        return operands
+    return tuple(
+        jax.lax.pcast(x, tuple(sorted(axes - _varying(x))), to="varying")
+        if axes - _varying(x)
+        else x
+        for x in operands
+    )
 
 
 def _project_shape(x, geometry, spec):
@@ -54,9 +77,13 @@ def _define(name, method, shape_rule):
         return getattr(spec, method)(x, *geometry)
 
     primitive.def_impl(jax.jit(impl, static_argnames="spec"))
-    primitive.def_abstract_eval(
-        lambda x, *geometry, spec: jax.core.ShapedArray(shape_rule(x, geometry, spec), x.dtype)
-    )
+
+    def abstract(x, *geometry, spec):
+        # x's abstract value with the output's shape: same dtype, and inside shard_map the
+        # same varying axes (every operand has them, see _same_varying)
+        return x.update(shape=shape_rule(x, geometry, spec), weak_type=False)
+
+    primitive.def_abstract_eval(abstract)
     mlir.register_lowering(primitive, mlir.lower_fun(impl, multiple_results=False))
     return primitive, impl
 
@@ -67,6 +94,7 @@ _back_project_p, _back_project_impl = _define(
 )
 _DUAL = {_project_p: _back_project_p, _back_project_p: _project_p}
 _IMPL = {_project_p: _project_impl, _back_project_p: _back_project_impl}
+_WRAPPER = {_project_p: project, _back_project_p: back_project}
 
 
 def _jvp_rule(primitive):
@@ -76,11 +104,12 @@ def _jvp_rule(primitive):
     def jvp(primals, tangents, *, spec):
         x, *geometry = primals
         x_dot, *geometry_dots = tangents
-        out = primitive.bind(x, *geometry, spec=spec)
+        apply = _WRAPPER[primitive]
+        out = apply(x, *geometry, spec=spec)
         if type(x_dot) is ad.Zero:
-            tangent = jnp.zeros(out.shape, out.dtype)
+            tangent = jnp.zeros_like(out)
         else:
-            tangent = primitive.bind(x_dot, *geometry, spec=spec)
+            tangent = apply(x_dot, *geometry, spec=spec)
         if any(type(d) is not ad.Zero for d in geometry_dots):
             dots = [ad.instantiate_zeros(d) for d in geometry_dots]
             impl = _IMPL[primitive]
@@ -100,7 +129,7 @@ def _transpose_rule(primitive):
             )
         if type(cotangent) is ad.Zero:
             return (ad.Zero(x.aval), *([None] * len(geometry)))
-        dual = _DUAL[primitive].bind(cotangent, *geometry, spec=spec)
+        dual = _WRAPPER[_DUAL[primitive]](cotangent, *geometry, spec=spec)
         return (dual, *([None] * len(geometry)))
 
     return transpose
@@ -115,7 +144,7 @@ def _batch_rule(primitive):
         x_dim, *geometry_dims = dims
         if all(d is None for d in geometry_dims):  # None: not batched
             x = jnp.moveaxis(x, x_dim, -1)
-            out = primitive.bind(x, *geometry, spec=spec)
+            out = _WRAPPER[primitive](x, *geometry, spec=spec)
             return out, out.ndim - 1
         size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
 
@@ -125,7 +154,7 @@ def _batch_rule(primitive):
             return jnp.moveaxis(a, d, 0)
 
         stacked = [front(a, d) for a, d in zip(args, dims, strict=True)]
-        out = jax.lax.map(lambda a: primitive.bind(*a, spec=spec), stacked)
+        out = jax.lax.map(lambda a: _WRAPPER[primitive](*a, spec=spec), stacked)
         return out, 0
 
     return batch
