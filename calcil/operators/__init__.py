@@ -1,7 +1,8 @@
 """Operator algebra and the operator catalogue; every public name is flat in ``cc.operators``.
 
 Core operators live beside the algebra (``base``, ``fourier``, ``convolution``, ``sampling``,
-``elementwise``, ``differences``); imaging modalities in subpackages (``optics``, ``tomography``).
+``elementwise``, ``differences``, ``interpolation``); imaging modalities in subpackages
+(``optics``, ``tomography``).
 """
 
 from calcil._internal.struct import static_field
@@ -11,6 +12,7 @@ from calcil.operators.differences import FiniteDifference
 from calcil.operators.elementwise import Diagonal, Exp, Identity, Intensity
 from calcil.operators.fourier import FFT
 from calcil.operators.functions import from_function
+from calcil.operators.interpolation import Interpolate, Shift
 from calcil.operators.optics import (
     AngularSpectrum,
     Fraunhofer,
@@ -45,6 +47,7 @@ __all__ = [
     "Gather",
     "Identity",
     "Intensity",
+    "Interpolate",
     "LinearOperator",
     "Mask",
     "MultiSlice",
@@ -52,6 +55,7 @@ __all__ = [
     "Pad",
     "ParallelProjection",
     "Pupil",
+    "Shift",
     "Subsample",
     "UnitaryFactorization",
     "applied_operator",

@@ -307,6 +307,27 @@ def _(dtype, input_dtype):
 
 
 # ---------------------------------------------------------------------- nonlinear
+@register("shift", follows=True)
+def _(dtype, input_dtype):
+    return O.Shift((6, 8), [0.3, -1.6], input_dtype=input_dtype)
+
+
+@register("shift-odd-one-axis", follows=True)
+def _(dtype, input_dtype):
+    return O.Shift((3, 7, 5), 2.4, axes=1, input_dtype=input_dtype)
+
+
+@register("interpolate", follows=True)
+def _(dtype, input_dtype):
+    coordinates = np.random.default_rng(5).uniform(-1.5, 7.5, (2, 4, 5))
+    return O.Interpolate((6, 7), coordinates, input_dtype=input_dtype)
+
+
+@register("interpolate-batch-1d", dtypes=("float32", "float64"), follows=True)
+def _(dtype, input_dtype):
+    return O.Interpolate((3, 9), [[-0.5, 0.0, 3.3, 8.0, 8.7]], input_dtype=input_dtype)
+
+
 # Tomography: small grids, off-grid angles (both Joseph branches), detectors wider and
 # narrower than the image, a detector inside the object (clipped fan-beam segments).
 _ANGLES = np.array([0.1, 0.9, 1.7, 2.6, 3.9])

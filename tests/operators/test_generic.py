@@ -173,6 +173,7 @@ _MUST_FACTOR = {
     "fraunhofer",
     "gram-of-circular-convolve",
     "composition-propagator-of-pad",
+    "shift-odd-one-axis",
 }
 
 
