@@ -1,7 +1,7 @@
 """Operator algebra and the operator catalogue; every public name is flat in ``cc.operators``.
 
 Core operators live beside the algebra (``base``, ``fourier``, ``convolution``, ``sampling``,
-``elementwise``, ``differences``, ``interpolation``); imaging modalities in subpackages
+``elementwise``, ``differences``, ``interpolation``, ``stack``); imaging modalities in subpackages
 (``optics``, ``tomography``).
 """
 
@@ -23,6 +23,7 @@ from calcil.operators.optics import (
     zernike,
 )
 from calcil.operators.sampling import Bin, Crop, Gather, Mask, Pad, Subsample
+from calcil.operators.stack import BlockDiagonal, Stack
 from calcil.operators.structure import AppliedOperator, applied_operator
 from calcil.operators.tomography import (
     ConeBeamProjection,
@@ -35,6 +36,7 @@ __all__ = [
     "AngularSpectrum",
     "AppliedOperator",
     "Bin",
+    "BlockDiagonal",
     "ConeBeamProjection",
     "Convolve",
     "Crop",
@@ -56,6 +58,7 @@ __all__ = [
     "ParallelProjection",
     "Pupil",
     "Shift",
+    "Stack",
     "Subsample",
     "UnitaryFactorization",
     "applied_operator",

@@ -328,6 +328,25 @@ def _(dtype, input_dtype):
     return O.Interpolate((3, 9), [[-0.5, 0.0, 3.3, 8.0, 8.7]], input_dtype=input_dtype)
 
 
+@register("stack", follows=True)
+def _(dtype, input_dtype):
+    members = [
+        O.Shift((5, 6), [0.5, 1.0], input_dtype=input_dtype),
+        O.Convolve(_psf((3, 3), dtype), (5, 6), input_dtype=input_dtype),
+        O.Identity((5, 6), input_dtype),
+    ]
+    return O.Stack(members)
+
+
+@register("block-diagonal", follows=True)
+def _(dtype, input_dtype):
+    members = [
+        O.Crop((6, 7), (4, 4), input_dtype=input_dtype),
+        O.Crop((6, 7), (4, 4), start=(2, 3), input_dtype=input_dtype),
+    ]
+    return O.BlockDiagonal(members)
+
+
 # Tomography: small grids, off-grid angles (both Joseph branches), detectors wider and
 # narrower than the image, a detector inside the object (clipped fan-beam segments).
 _ANGLES = np.array([0.1, 0.9, 1.7, 2.6, 3.9])
