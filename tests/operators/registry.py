@@ -347,6 +347,11 @@ def _(dtype, input_dtype):
     return O.BlockDiagonal(members)
 
 
+@register("incoherent-imaging", dtypes=("float32", "float64"), follows=True)
+def _(dtype, input_dtype):
+    return O.IncoherentImaging((2, 12, 10), 0.1, 0.5, 0.6, [0, 0.2, 0, 0.5], input_dtype)
+
+
 # Tomography: small grids, off-grid angles (both Joseph branches), detectors wider and
 # narrower than the image, a detector inside the object (clipped fan-beam segments).
 _ANGLES = np.array([0.1, 0.9, 1.7, 2.6, 3.9])

@@ -174,6 +174,7 @@ _MUST_FACTOR = {
     "gram-of-circular-convolve",
     "composition-propagator-of-pad",
     "shift-odd-one-axis",
+    "incoherent-imaging",
 }
 
 

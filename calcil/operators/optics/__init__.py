@@ -1,6 +1,8 @@
-"""Optics operators: propagation, pupils and multi-slice scattering (public in cc.operators)."""
+"""Optics operators: propagation, pupils, incoherent imaging and multi-slice scattering (public
+in cc.operators)."""
 
 from calcil.operators.optics.fraunhofer import Fraunhofer
+from calcil.operators.optics.incoherent import IncoherentImaging
 from calcil.operators.optics.multislice import MultiSlice
 from calcil.operators.optics.propagation import AngularSpectrum, Fresnel
 from calcil.operators.optics.pupil import Pupil, noll_to_nm, zernike
@@ -9,6 +11,7 @@ __all__ = [
     "AngularSpectrum",
     "Fraunhofer",
     "Fresnel",
+    "IncoherentImaging",
     "MultiSlice",
     "Pupil",
     "noll_to_nm",
