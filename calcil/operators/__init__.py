@@ -19,8 +19,10 @@ from calcil.operators.optics import (
     Fresnel,
     IncoherentImaging,
     MultiSlice,
+    PartiallyCoherent,
     Pupil,
     noll_to_nm,
+    source_points,
     zernike,
 )
 from calcil.operators.sampling import Bin, Crop, Gather, Mask, Pad, Subsample
@@ -58,6 +60,7 @@ __all__ = [
     "Operator",
     "Pad",
     "ParallelProjection",
+    "PartiallyCoherent",
     "Pupil",
     "Shift",
     "Stack",
@@ -66,6 +69,7 @@ __all__ = [
     "applied_operator",
     "from_function",
     "noll_to_nm",
+    "source_points",
     "static_field",
     "zernike",
 ]

@@ -389,6 +389,12 @@ def _(dtype, input_dtype):
     )
 
 
+@register("partially-coherent-dpc", NONLINEAR, dtypes=("complex64", "complex128"))
+def _(dtype, input_dtype):
+    patterns = [O.source_points("half", 0.3, 0.5, 3, angle=a) for a in (0.0, np.pi)]
+    return O.PartiallyCoherent((10, 12), 0.25, 0.5, 0.6, patterns, [0, 0.2], input_dtype)
+
+
 @register("intensity", NONLINEAR)
 def _(dtype, input_dtype):
     return O.Intensity((5, 6), dtype)

@@ -4,6 +4,7 @@ in cc.operators)."""
 from calcil.operators.optics.fraunhofer import Fraunhofer
 from calcil.operators.optics.incoherent import IncoherentImaging
 from calcil.operators.optics.multislice import MultiSlice
+from calcil.operators.optics.partial import PartiallyCoherent, source_points
 from calcil.operators.optics.propagation import AngularSpectrum, Fresnel
 from calcil.operators.optics.pupil import Pupil, noll_to_nm, zernike
 
@@ -13,7 +14,9 @@ __all__ = [
     "Fresnel",
     "IncoherentImaging",
     "MultiSlice",
+    "PartiallyCoherent",
     "Pupil",
     "noll_to_nm",
+    "source_points",
     "zernike",
 ]
