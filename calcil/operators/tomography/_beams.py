@@ -97,8 +97,24 @@ class ParallelBeam:
         return scan_sum(one_chunk, (blocks(angles, 1), blocks(sinogram, 1)))
 
 
+class _DivergentBeam:
+    """Fan and cone beams: a source at ``-d_s e_r``, a flat detector at ``+d_d e_r``; the
+    subclass gives ``_one_angle(image, theta, d_s, d_d)``, one angle's projection."""
+
+    def project(self, image, angles, d_s, d_d):
+        _, (angles, d_s, d_d) = _real(image, angles, d_s, d_d)
+        return map_angles(lambda t: self._one_angle(image, t, d_s, d_d), angles, self.chunk)
+
+    def back_project(self, sinogram, angles, d_s, d_d):
+        _, (angles, d_s, d_d) = _real(sinogram, angles, d_s, d_d)
+        detector = self.sinogram_shape(angles.shape[0])
+        shape = (*self.image_shape, *sinogram.shape[len(detector) :])
+        one = lambda image, t: self._one_angle(image, t, d_s, d_d)  # noqa: E731
+        return transpose_over_angles(one, sinogram, angles, shape)
+
+
 @dataclasses.dataclass(frozen=True)
-class FanBeam:
+class FanBeam(_DivergentBeam):
     image_shape: tuple[int, int]
     dx: float
     n_detector: int
@@ -119,19 +135,9 @@ class FanBeam:
         direction = ((-span * s + u * c) / length, (span * c + u * s) / length)
         return line_integrals_2d(image, source, direction, length, self.dx)
 
-    def project(self, image, angles, d_s, d_d):
-        _, (angles, d_s, d_d) = _real(image, angles, d_s, d_d)
-        return map_angles(lambda t: self._one_angle(image, t, d_s, d_d), angles, self.chunk)
-
-    def back_project(self, sinogram, angles, d_s, d_d):
-        _, (angles, d_s, d_d) = _real(sinogram, angles, d_s, d_d)
-        shape = (*self.image_shape, *sinogram.shape[2:])
-        one = lambda image, t: self._one_angle(image, t, d_s, d_d)  # noqa: E731
-        return transpose_over_angles(one, sinogram, angles, shape)
-
 
 @dataclasses.dataclass(frozen=True)
-class ConeBeam:
+class ConeBeam(_DivergentBeam):
     image_shape: tuple[int, int, int]
     dx: float
     detector_shape: tuple[int, int]
@@ -157,13 +163,3 @@ class ConeBeam:
             (v + zero) / length,
         )
         return line_integrals_3d(volume, source, direction, length + zero, self.dx)
-
-    def project(self, volume, angles, d_s, d_d):
-        _, (angles, d_s, d_d) = _real(volume, angles, d_s, d_d)
-        return map_angles(lambda t: self._one_angle(volume, t, d_s, d_d), angles, self.chunk)
-
-    def back_project(self, sinogram, angles, d_s, d_d):
-        _, (angles, d_s, d_d) = _real(sinogram, angles, d_s, d_d)
-        shape = (*self.image_shape, *sinogram.shape[3:])
-        one = lambda volume, t: self._one_angle(volume, t, d_s, d_d)  # noqa: E731
-        return transpose_over_angles(one, sinogram, angles, shape)

@@ -22,6 +22,7 @@ __all__ = [
     "distance_leaf",
     "grid_shape",
     "half_diagonal",
+    "source_and_detector",
     "spacing",
 ]
 
@@ -74,6 +75,28 @@ def distance_leaf(value, name: str, owner: str, minimum: float, why: str) -> jax
     if number < minimum:
         raise ValueError(f"{owner} {name}={number:g} is too small: {why}")
     return jnp.asarray(number, dtype=default_real())
+
+
+def source_and_detector(source_distance, detector_distance, shape, dx, owner):
+    """The source and detector distances as leaves: the source outside the object (beyond
+    the in-plane half-diagonal), the detector at or beyond the rotation axis."""
+    radius = half_diagonal(shape, dx)
+    source = distance_leaf(
+        source_distance,
+        "source_distance",
+        owner,
+        radius,
+        f"the source must lie outside the object, beyond its in-plane half-diagonal "
+        f"{radius:g} (= dx/2 sqrt(nx^2 + ny^2)); move the source further or use a smaller dx.",
+    )
+    detector = distance_leaf(
+        detector_distance,
+        "detector_distance",
+        owner,
+        0.0,
+        "the detector lies at or beyond the rotation axis (detector_distance >= 0).",
+    )
+    return source, detector
 
 
 def detector_size(value, name: str, owner: str) -> int:

@@ -136,6 +136,33 @@ def _fraction(index, n):
     return q0.astype(jnp.int32), q - q0
 
 
+def _in_plane(source, direction, length, ny, nx, dx):
+    """Where each ray crosses the lines of pixel centres across its major in-plane axis.
+
+    Returns ``t`` (ray parameter per crossing), the mask of valid crossings, the step length
+    ``dx / |d_major|``, whether the ray is x-major (with a trailing axis), the ``(row, col)``
+    grid indices of the lower interpolation neighbour, and the interpolation fraction along
+    the minor axis. Only the first two components of ``source`` and ``direction`` are used.
+    """
+    x_major = jnp.abs(direction[0]) >= jnp.abs(direction[1])
+    swap = lambda a, b: (jnp.where(x_major, a, b), jnp.where(x_major, b, a))  # noqa: E731
+    s_major, s_minor = swap(source[0], source[1])
+    d_major, d_minor = swap(direction[0], direction[1])
+    n_major = jnp.where(x_major, nx, ny)[..., None]
+    c_major = jnp.where(x_major, (nx - 1) / 2, (ny - 1) / 2)[..., None]
+    c_minor = jnp.where(x_major, (ny - 1) / 2, (nx - 1) / 2)[..., None]
+    n_minor = jnp.where(x_major, ny, nx)[..., None]
+    n_steps = max(nx, ny)
+    t, valid, step_length = _crossings(
+        (s_major, s_minor), (d_major, d_minor), length, n_major, c_major, dx, n_steps
+    )
+    q = (s_minor[..., None] + t * d_minor[..., None]) / dx + c_minor
+    q0, frac = _fraction(q, n_minor)
+    major = jnp.minimum(jnp.arange(n_steps), n_major - 1)
+    xm = x_major[..., None]
+    return t, valid, step_length, xm, (jnp.where(xm, q0, major), jnp.where(xm, major, q0)), frac
+
+
 def line_integrals_2d(image, source, direction, length, dx):
     """Line integrals of ``image[y, x, *batch]`` along rays (any leading ray shape).
 
@@ -153,23 +180,7 @@ def line_integrals_2d(image, source, direction, length, dx):
     ny, nx = image.shape[:2]
     flat = _flat_padded(image, 2)
     width = nx + 3
-    x_major = jnp.abs(direction[0]) >= jnp.abs(direction[1])
-    swap = lambda a, b: (jnp.where(x_major, a, b), jnp.where(x_major, b, a))  # noqa: E731
-    s_major, s_minor = swap(*source)
-    d_major, d_minor = swap(*direction)
-    n_major = jnp.where(x_major, nx, ny)[..., None]
-    c_major = jnp.where(x_major, (nx - 1) / 2, (ny - 1) / 2)[..., None]
-    c_minor = jnp.where(x_major, (ny - 1) / 2, (nx - 1) / 2)[..., None]
-    n_minor = jnp.where(x_major, ny, nx)[..., None]
-    n_steps = max(nx, ny)
-    t, valid, step_length = _crossings(
-        (s_major, s_minor), (d_major, d_minor), length, n_major, c_major, dx, n_steps
-    )
-    q = (s_minor[..., None] + t * d_minor[..., None]) / dx + c_minor
-    q0, frac = _fraction(q, n_minor)
-    major = jnp.minimum(jnp.arange(n_steps), n_major - 1)
-    xm = x_major[..., None]
-    row, col = jnp.where(xm, q0, major), jnp.where(xm, major, q0)
+    t, valid, step_length, xm, (row, col), frac = _in_plane(source, direction, length, ny, nx, dx)
     base = (row + 1) * width + col + 1
     neighbour = base + jnp.where(xm, width, 1)
     expand = (...,) + (None,) * (image.ndim - 2)
@@ -191,25 +202,9 @@ def line_integrals_3d(volume, source, direction, length, dx):
     nz, ny, nx = volume.shape[:3]
     flat = _flat_padded(volume, 3)
     width, plane = nx + 3, (nx + 3) * (ny + 3)
-    x_major = jnp.abs(direction[0]) >= jnp.abs(direction[1])
-    swap = lambda a, b: (jnp.where(x_major, a, b), jnp.where(x_major, b, a))  # noqa: E731
-    s_major, s_minor = swap(source[0], source[1])
-    d_major, d_minor = swap(direction[0], direction[1])
-    n_major = jnp.where(x_major, nx, ny)[..., None]
-    c_major = jnp.where(x_major, (nx - 1) / 2, (ny - 1) / 2)[..., None]
-    c_minor = jnp.where(x_major, (ny - 1) / 2, (nx - 1) / 2)[..., None]
-    n_minor = jnp.where(x_major, ny, nx)[..., None]
-    n_steps = max(nx, ny)
-    t, valid, step_length = _crossings(
-        (s_major, s_minor), (d_major, d_minor), length, n_major, c_major, dx, n_steps
-    )
-    q = (s_minor[..., None] + t * d_minor[..., None]) / dx + c_minor
-    q0, fq = _fraction(q, n_minor)
+    t, valid, step_length, xm, (row, col), fq = _in_plane(source, direction, length, ny, nx, dx)
     z = (source[2][..., None] + t * direction[2][..., None]) / dx + (nz - 1) / 2
     z0, fz = _fraction(z, nz)
-    major = jnp.minimum(jnp.arange(n_steps), n_major - 1)
-    xm = x_major[..., None]
-    row, col = jnp.where(xm, q0, major), jnp.where(xm, major, q0)
     base = (z0 + 1) * plane + (row + 1) * width + col + 1
     minor_stride = jnp.where(xm, width, 1)
     e = (...,) + (None,) * (volume.ndim - 3)

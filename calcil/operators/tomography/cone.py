@@ -95,22 +95,8 @@ class ConeBeamProjection(LinearOperator):
         shape = geo.grid_shape(input_shape, _OWNER, (3,))
         self.angles = geo.angles_leaf(angles, _OWNER)
         self.dx = geo.spacing(dx, "dx", _OWNER)
-        radius = geo.half_diagonal(shape, self.dx)
-        self.source_distance = geo.distance_leaf(
-            source_distance,
-            "source_distance",
-            _OWNER,
-            radius,
-            f"the source must lie outside the object, beyond its in-plane half-diagonal "
-            f"{radius:g} (= dx/2 sqrt(nx^2 + ny^2)); move the source further or use a "
-            "smaller dx.",
-        )
-        self.detector_distance = geo.distance_leaf(
-            detector_distance,
-            "detector_distance",
-            _OWNER,
-            0.0,
-            "the detector lies at or beyond the rotation axis (detector_distance >= 0).",
+        self.source_distance, self.detector_distance = geo.source_and_detector(
+            source_distance, detector_distance, shape, self.dx, _OWNER
         )
         rows, cols = self._detector_shape(detector_shape)
         self.detector_shape = (rows, cols)

@@ -97,21 +97,8 @@ class FanBeamProjection(LinearOperator):
         shape = geo.grid_shape(input_shape, _OWNER, (2,))
         self.angles = geo.angles_leaf(angles, _OWNER)
         self.dx = geo.spacing(dx, "dx", _OWNER)
-        radius = geo.half_diagonal(shape, self.dx)
-        self.source_distance = geo.distance_leaf(
-            source_distance,
-            "source_distance",
-            _OWNER,
-            radius,
-            f"the source must lie outside the object, beyond its half-diagonal {radius:g} "
-            f"(= dx/2 sqrt(nx^2 + ny^2)); move the source further or use a smaller dx.",
-        )
-        self.detector_distance = geo.distance_leaf(
-            detector_distance,
-            "detector_distance",
-            _OWNER,
-            0.0,
-            "the detector lies at or beyond the rotation axis (detector_distance >= 0).",
+        self.source_distance, self.detector_distance = geo.source_and_detector(
+            source_distance, detector_distance, shape, self.dx, _OWNER
         )
         self.n_detector = geo.detector_size(n_detector, "n_detector", _OWNER)
         self.detector_spacing = geo.spacing(detector_spacing, "detector_spacing", _OWNER)
