@@ -86,7 +86,9 @@ class Shift(LinearOperator):
         dtype = default_real() if input_dtype is None else input_dtype
         super().__init__(input_shape, dtype, input_shape, dtype, follows_dtype=input_dtype is None)
 
-    def _ramp(self, dtype):
+    def multiplier(self, dtype) -> jax.Array:
+        """The Fourier multiplier ``exp(-2 pi i sum_a f_a s_a)`` (Hermitian ``cos(pi s)`` at an
+        even axis's Nyquist frequency), broadcastable against ``FFT(x)`` of ``dtype``."""
         real = real_dtype_of(dtype)
         phase = 1
         for axis, s in zip(self.axes, self.shift.astype(real), strict=True):
@@ -101,7 +103,7 @@ class Shift(LinearOperator):
         return phase
 
     def forward(self, x):
-        spectrum = jnp.fft.fftn(x, axes=self.axes) * self._ramp(x.dtype)
+        spectrum = jnp.fft.fftn(x, axes=self.axes) * self.multiplier(x.dtype)
         y = jnp.fft.ifftn(spectrum, axes=self.axes)
         return y if is_complex(x.dtype) else y.real.astype(x.dtype)
 

@@ -395,6 +395,18 @@ def _(dtype, input_dtype):
     return O.PartiallyCoherent((10, 12), 0.25, 0.5, 0.6, patterns, [0, 0.2], input_dtype)
 
 
+@register("fourier-ptychography", NONLINEAR, dtypes=("complex64", "complex128"))
+def _(dtype, input_dtype):
+    leds = O.led_array((3, 3), pitch=2.0, distance=10.0)
+    return O.FourierPtychography((16, 12), 0.25, 0.5, 0.3, leds, 2, [0, 0.1, -0.2], input_dtype)
+
+
+@register("ptychography", NONLINEAR, dtypes=("complex64", "complex128"))
+def _(dtype, input_dtype):
+    probe = _weights((5, 6), np.result_type(dtype, np.complex64), seed=4)
+    return O.Ptychography((11, 13), probe, [[0.0, 0.0], [2.5, 3.25], [6.0, 7.0]], input_dtype)
+
+
 @register("intensity", NONLINEAR)
 def _(dtype, input_dtype):
     return O.Intensity((5, 6), dtype)
