@@ -26,14 +26,17 @@ def source_points(kind, na_illumination, wavelength, n, angle=0.0):
     """Discrete illumination sources ``(frequencies, weights)`` for :class:`PartiallyCoherent`.
 
     ``frequencies`` is ``(m, 2)`` in cycles per unit length as ``(fy, fx)`` and ``weights``
-    ``(m,)`` sum to 1 (equal weights). With ``r = na_illumination / wavelength``:
+    ``(m,)`` sum to 1 (equal, but for the half-disk's diameter). With
+    ``r = na_illumination / wavelength``:
 
     * ``"disk"``: the points of an ``n x n`` grid over ``[-r, r]^2`` within the disk
       ``|f| <= r`` (brightfield, condenser NA ``na_illumination``);
     * ``"annulus"``: ``n`` points evenly on the circle ``|f| = r`` (annular illumination);
     * ``"half"``: the disk points with ``f . (sin angle, cos angle) >= 0``, the half-disk
       toward the direction ``angle`` (radians from +x toward +y): differential phase
-      contrast uses ``angle = 0, pi / 2, pi, 3 pi / 2``.
+      contrast uses ``angle = 0, pi / 2, pi, 3 pi / 2``. Points on the dividing diameter
+      (odd ``n``) belong to both opposite halves and get half the weight of the others (the
+      trapezoid rule), so two opposite halves add up to the ``"disk"`` source.
 
     Example:
         >>> import calcil as cc
@@ -55,11 +58,14 @@ def source_points(kind, na_illumination, wavelength, n, angle=0.0):
         axis = np.linspace(-radius, radius, n) if n > 1 else np.zeros(1)
         fy, fx = (a.ravel() for a in np.meshgrid(axis, axis, indexing="ij"))
         keep = np.hypot(fy, fx) <= radius * (1 + 1e-9)
+        weights = np.ones(len(fy))
         if kind == "half":
-            keep &= fy * math.sin(angle) + fx * math.cos(angle) >= -1e-12 * radius
+            along = fy * math.sin(angle) + fx * math.cos(angle)
+            keep &= along >= -1e-9 * radius
+            weights[np.abs(along) <= 1e-9 * radius] = 0.5
         f = np.stack([fy[keep], fx[keep]], axis=1)
-    weights = np.full(len(f), 1.0 / len(f))
-    return f, weights
+        return f, weights[keep] / weights[keep].sum()
+    return f, np.full(len(f), 1.0 / len(f))
 
 
 class PartiallyCoherent(Operator):

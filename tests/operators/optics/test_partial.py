@@ -75,6 +75,20 @@ def test_source_points():
         O.source_points("disk", -0.4, 0.5, 9)
 
 
+@pytest.mark.parametrize("n", [7, 8])
+def test_opposite_half_disks_add_up_to_the_disk(n):
+    """The diameter's points (odd n) are in both halves at half weight."""
+    t = _sample(5)
+    with jax.enable_x64(True):
+        disk = O.PartiallyCoherent(SHAPE, DX, WL, NA, O.source_points("disk", 0.5, WL, n))(t)
+        for angle in (0.0, np.pi / 2, np.pi / 4):
+            halves = [O.source_points("half", 0.5, WL, n, angle=a) for a in (angle, angle + np.pi)]
+            both = O.PartiallyCoherent(SHAPE, DX, WL, NA, halves)(t)
+            np.testing.assert_allclose(both[0] + both[1], 2 * disk, atol=1e-12)
+    _, w = O.source_points("half", 0.5, WL, 7)
+    assert np.isclose(w.sum(), 1) and np.isclose(w.max(), 2 * w.min())  # 7 on the diameter
+
+
 def test_gradient_with_respect_to_the_zernike_coefficients():
     t = _sample(3)
     f, w = O.source_points("annulus", 0.3, 0.5, 4)
