@@ -9,6 +9,7 @@ given the same ``(y, x)`` order.
 import math
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -55,14 +56,16 @@ def led_array(shape, pitch, distance, center=(0.0, 0.0)):
 
 
 def _led_na(led_na):
-    array = np.asarray(led_na, dtype=float)
-    if array.ndim != 2 or array.shape[1] != 2 or len(array) == 0:
+    """``led_na`` as a float array: NumPy when concrete (checked), else the tracer."""
+    traced = isinstance(led_na, jax.core.Tracer)
+    array = led_na if traced else np.asarray(led_na, dtype=float)
+    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
         raise ValueError(
             "FourierPtychography led_na must have shape (n_leds, 2): the illumination NA "
             f"(sin theta_y, sin theta_x) of each LED, got shape {array.shape}. "
             "cc.operators.led_array builds it for a planar LED grid."
         )
-    if not np.all(np.isfinite(array)):
+    if not traced and not np.all(np.isfinite(array)):
         raise ValueError(f"FourierPtychography led_na must be finite, got {array}")
     return array
 
@@ -99,6 +102,9 @@ class FourierPtychography(Operator):
 
     The Zernike coefficients are a leaf (``A.pupil.zernike``): build the operator from the
     unknown coefficients inside the forward model to recover the pupil with the object.
+    ``led_na`` is a leaf too, so a forward model can build the operator for a mini-batch of
+    LEDs drawn by the solver (``batch["led_na"]``; traced values skip the construction
+    checks); it is rounded to the spectrum grid, so it has no gradient.
 
     Args:
         object_shape: ``(..., ny, nx)``, ``ny`` and ``nx`` multiples of ``downsample``;
@@ -133,8 +139,7 @@ class FourierPtychography(Operator):
     pupil: Pupil
     dx: float = static_field()
     downsample: int = static_field()
-    led_na: tuple = static_field()
-    offsets: tuple = static_field()
+    led_na: jax.Array
 
     def __init__(
         self, object_shape, dx, wavelength, na, led_na, downsample, zernike=None, input_dtype=None
@@ -162,38 +167,50 @@ class FourierPtychography(Operator):
                 f"grid's Nyquist frequency 1 / (2 downsample dx) = {nyquist:.4g}, so the pupil "
                 f"does not fit the low-resolution grid (undersampled images). Use {fix}."
             )
-        spacing = (1 / (ny * self.dx), 1 / (nx * self.dx))  # spectrum grid, per axis
-        offsets = np.stack(
-            [np.round(leds[:, a] / wavelength / spacing[a]) for a in range(2)], axis=1
-        ).astype(int)
-        reach = np.abs(offsets * np.asarray(spacing)) + cutoff
-        outside = np.flatnonzero(np.any(reach > 1 / (2 * self.dx) * (1 + _RTOL), axis=1))
-        if outside.size:
-            l = int(outside[0])
-            raise ValueError(
-                f"{owner}: {outside.size} LED(s) (first: index {l}, illumination NA "
-                f"{tuple(np.round(leds[l], 4))}) shift the pupil beyond the object's spectrum: "
-                f"(|s| + na) / wavelength = {float(reach[l].max()):.4g} exceeds the object "
-                f"grid's Nyquist frequency 1 / (2 dx) = {1 / (2 * self.dx):.4g}. Use dx <= "
-                f"{wavelength / (2 * (na + np.abs(leds).max())):.4g} or drop those LEDs."
-            )
-        self.led_na = tuple(map(tuple, leds.tolist()))
-        self.offsets = tuple(map(tuple, offsets.tolist()))
         dtype = default_complex() if input_dtype is None else input_dtype
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the camera grid was checked above
             self.pupil = Pupil((ny // d, nx // d), d * self.dx, wavelength, na, zernike, dtype)
         real = real_dtype_of(self.pupil.input_dtype)
-        out = (*shape[:-2], len(leds), ny // d, nx // d)
+        self.led_na = leds if isinstance(leds, jax.core.Tracer) else jnp.asarray(leds, real)
+        out = (*shape[:-2], leds.shape[0], ny // d, nx // d)
         super().__init__(shape, self.pupil.input_dtype, out, real)
+        if not isinstance(leds, jax.core.Tracer):
+            self._check_spectrum(leds)
+
+    def _check_spectrum(self, leds):
+        """Every LED's shifted pupil inside the object's spectrum, else a ``ValueError``."""
+        wavelength, cutoff = self.pupil.wavelength, self.pupil.cutoff
+        rounded = self._offsets(leds.astype(self.led_na.dtype), np) * self._spacing() * wavelength
+        reach = np.abs(rounded) / wavelength + cutoff
+        outside = np.flatnonzero(np.any(reach > 1 / (2 * self.dx) * (1 + _RTOL), axis=1))
+        if outside.size:
+            l = int(outside[0])
+            raise ValueError(
+                f"FourierPtychography: {outside.size} LED(s) (first: index {l}, illumination NA "
+                f"{tuple(np.round(leds[l], 4))}) shift the pupil beyond the object's spectrum: "
+                f"(|s| + na) / wavelength = {float(reach[l].max()):.4g} exceeds the object "
+                f"grid's Nyquist frequency 1 / (2 dx) = {1 / (2 * self.dx):.4g}. Use dx <= "
+                f"{wavelength / (2 * (self.pupil.na + np.abs(leds).max())):.4g} or drop "
+                "those LEDs."
+            )
 
     # ---------------------------------------------------------------- geometry
+    def _spacing(self):
+        """The object spectrum's frequency step ``1 / (N dx)`` along y and x."""
+        ny, nx = self.input_shape[-2:]
+        return np.array([1 / (ny * self.dx), 1 / (nx * self.dx)])
+
+    def _offsets(self, led_na, xp=jnp):
+        """Each LED's tilt in spectrum pixels ``(n_leds, 2)``, rounded (NumPy or JAX)."""
+        steps = led_na / self.pupil.wavelength / self._spacing().astype(led_na.dtype)
+        return xp.round(steps).astype(xp.int32)
+
     @property
     def effective_led_na(self) -> np.ndarray:
         """The illumination NAs actually used: ``led_na`` rounded to the spectrum grid."""
-        ny, nx = self.input_shape[-2:]
-        spacing = np.array([1 / (ny * self.dx), 1 / (nx * self.dx)])
-        return np.asarray(self.offsets) * spacing * self.pupil.wavelength
+        offsets = self._offsets(np.asarray(self.led_na), np)
+        return offsets * self._spacing() * self.pupil.wavelength
 
     @property
     def brightfield(self) -> np.ndarray:
@@ -231,10 +248,11 @@ class FourierPtychography(Operator):
     def _window_indices(self):
         """Row and column indices ``(n_leds, m)`` of each LED's spectrum window, FFT order."""
         ny, nx = self.input_shape[-2:]
-        offsets = np.asarray(self.offsets)
+        offsets = self._offsets(self.led_na)
         index = []
         for a, n in enumerate((ny, nx)):
-            k = np.rint(np.fft.fftfreq(n // self.downsample) * (n // self.downsample)).astype(int)
+            m = n // self.downsample
+            k = np.rint(np.fft.fftfreq(m) * m).astype(np.int32)
             index.append((k[None, :] - offsets[:, a, None]) % n)
         return index
 
@@ -251,5 +269,5 @@ class FourierPtychography(Operator):
             "wavelength": self.pupil.wavelength,
             "dx": self.dx,
             "downsample": self.downsample,
-            "n_leds": len(self.offsets),
+            "n_leds": self.led_na.shape[0],
         }

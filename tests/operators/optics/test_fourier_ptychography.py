@@ -76,6 +76,23 @@ def test_batch_axes_and_rectangular_grids():
         np.testing.assert_allclose(out[1], one(t[1]), atol=1e-12)
 
 
+def test_a_traced_mini_batch_of_leds_gives_their_rows_of_the_full_stack():
+    t = jnp.asarray(_object(4), jnp.complex64)
+    leds = O.led_array((5, 5), pitch=4.0, distance=40.0)
+    full = O.FourierPtychography((N, N), DX, WL, NA, leds, D)(t)
+    pick = np.array([3, 12, 20])
+
+    @jax.jit
+    def images(led_na):
+        return O.FourierPtychography((N, N), DX, WL, NA, led_na, D)(t)
+
+    np.testing.assert_allclose(images(jnp.asarray(leds[pick])), full[pick], rtol=1e-5, atol=1e-6)
+    A = O.FourierPtychography((N, N), DX, WL, NA, leds, D)
+    assert jax.tree_util.tree_leaves(A)[-1] is A.led_na  # a leaf (without gradient: rounded)
+    grad = jax.grad(lambda s: O.FourierPtychography((N, N), DX, WL, NA, s, D)(t).sum())(A.led_na)
+    np.testing.assert_array_equal(grad, 0.0)
+
+
 def test_led_array_geometry():
     s = O.led_array((2, 3), pitch=2.0, distance=10.0, center=(1.0, 0.0))
     y = np.array([-1, -1, -1, 1, 1, 1]) * 1.0 + 1.0
