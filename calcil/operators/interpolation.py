@@ -98,7 +98,8 @@ class Shift(LinearOperator):
             shape[axis] = n
             ramp = jnp.exp(-2j * jnp.pi * f * s)
             if n % 2 == 0:  # Nyquist: the Hermitian-symmetric cos(pi s), real for real data
-                ramp = ramp.at[n // 2].set(jnp.cos(jnp.pi * s))
+                nyquist = np.arange(n) == n // 2  # a select, not a scatter (cheap under vmap)
+                ramp = jnp.where(nyquist, jnp.cos(jnp.pi * s).astype(ramp.dtype), ramp)
             phase = phase * ramp.reshape(shape)
         return phase
 

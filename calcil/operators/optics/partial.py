@@ -131,18 +131,22 @@ class PartiallyCoherent(Operator):
     def forward(self, t):
         ny, nx = t.shape[-2:]
         real = real_dtype_of(t.dtype)
-        y = (jnp.arange(ny, dtype=real) * self.pupil.dx)[:, None]
-        x = (jnp.arange(nx, dtype=real) * self.pupil.dx)[None, :]
+        y = jnp.arange(ny, dtype=real) * self.pupil.dx
+        x = jnp.arange(nx, dtype=real) * self.pupil.dx
         transfer = self.pupil.pupil_function.astype(t.dtype)
 
         def image(source):
-            (fy, fx), w = source
-            tilted = t * jnp.exp(2j * jnp.pi * (fy * y + fx * x)).astype(t.dtype)
-            field = jnp.fft.ifft2(transfer * jnp.fft.fft2(tilted))
-            return w * jnp.abs(field) ** 2
+            # the tilt exp(i 2 pi (fy y + fx x)) as the product of its two 1-d ramps: no
+            # per-pixel sine or cosine
+            column, row, w = source
+            field = jnp.fft.ifft2(transfer * jnp.fft.fft2(t * column[:, None] * row[None, :]))
+            return w * (field.real**2 + field.imag**2)
 
         def pattern(f, w):
-            sources = ((f[:, 0].astype(real), f[:, 1].astype(real)), w.astype(real))
+            f = f.astype(real)
+            columns = jnp.exp(2j * jnp.pi * f[:, :1] * y).astype(t.dtype)  # (n, ny)
+            rows = jnp.exp(2j * jnp.pi * f[:, 1:] * x).astype(t.dtype)  # (n, nx)
+            sources = (columns, rows, w.astype(real))
             first = image(jax.tree.map(lambda a: a[0], sources))
             rest = jax.tree.map(lambda a: a[1:], sources)
             return jax.lax.scan(lambda acc, s: (acc + image(s), None), first, rest)[0]

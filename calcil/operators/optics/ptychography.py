@@ -135,7 +135,7 @@ class Ptychography(Operator):
             shifted = jnp.fft.ifft2(probe_spectrum * ramp)
             window = jax.lax.dynamic_slice(t, corner.astype(jnp.int32), probe.shape)
             wave = jnp.fft.fft2(shifted * window, norm="ortho")
-            return jnp.fft.fftshift(jnp.abs(wave) ** 2)
+            return jnp.fft.fftshift(wave.real**2 + wave.imag**2)
 
         return jax.vmap(far_field)(self.positions)
 
