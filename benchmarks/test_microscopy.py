@@ -43,7 +43,7 @@ Impls:
   Zernike formulas (float64, then complex64) and passed as an argument;
 - ``jax-full-exp`` (brightfield only): the same scan with the plane wave evaluated in each
   step as one exponential over the whole grid, ``exp(2 pi i (fy y + fx x))``, the literal
-  transcription of the formula and the expression calcil uses. ``report.py ...
+  transcription of the formula (what a first version of calcil did). ``report.py ...
   --candidate calcil --baseline jax-full-exp`` compares calcil with it, ``--candidate
   jax-full-exp --baseline jax`` gives the cost of that expression alone.
 
