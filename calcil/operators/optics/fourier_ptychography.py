@@ -261,7 +261,8 @@ class FourierPtychography(Operator):
         spectrum = jnp.fft.fft2(t)
         windows = spectrum[..., rows[:, :, None], cols[:, None, :]]
         transfer = self.pupil.pupil_function.astype(t.dtype) / self.downsample**2
-        return jnp.abs(jnp.fft.ifft2(transfer * windows)) ** 2
+        field = jnp.fft.ifft2(transfer * windows)
+        return field.real**2 + field.imag**2
 
     def _repr_fields(self):
         return {
