@@ -1,7 +1,12 @@
-"""Argument checks shared by the optics operators (propagators, pupil, multi-slice)."""
+"""Argument checks shared by the operators (optics, interpolation)."""
 
 import math
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from calcil._internal.dtypes import default_real
 from calcil._internal.integers import as_ints
 
 
@@ -15,6 +20,18 @@ def positive(name, value, unit="same unit as wavelength", owner="") -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{label} must be a positive finite number ({unit}), got {value!r}")
     return value
+
+
+def finite_leaf(value, name, owner, unit="pixels") -> jax.Array:
+    """``value`` as a float array leaf (float32, or float64 with x64, unless given as float);
+    concrete values must be finite, a tracer (a value built inside ``jit``/``grad``) passes."""
+    if isinstance(value, jax.core.Tracer):
+        return value
+    array = np.asarray(value)
+    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
+        raise ValueError(f"{owner} {name} must be finite numbers ({unit}), got {value!r}")
+    dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else default_real()
+    return jnp.asarray(array, dtype=jax.dtypes.canonicalize_dtype(dtype))
 
 
 def field_shape(input_shape, owner, min_ndim=2) -> tuple[int, ...]:

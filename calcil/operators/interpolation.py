@@ -12,20 +12,10 @@ import numpy as np
 from calcil._internal.dtypes import default_real, is_complex, real_dtype_of
 from calcil._internal.shapes import normalize_axes
 from calcil._internal.struct import static_field
+from calcil.operators._checks import finite_leaf
 from calcil.operators.base import Identity, LinearOperator, UnitaryFactorization
 
 __all__ = ["Interpolate", "Shift"]
-
-
-def _geometry_leaf(value, name, owner):
-    """A float array leaf; concrete values must be finite."""
-    if isinstance(value, jax.core.Tracer):
-        return value
-    array = np.asarray(value)
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise ValueError(f"{owner} {name} must be finite numbers (pixels), got {value!r}")
-    dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else default_real()
-    return jnp.asarray(array, dtype=jax.dtypes.canonicalize_dtype(dtype))
 
 
 class Shift(LinearOperator):
@@ -67,7 +57,7 @@ class Shift(LinearOperator):
 
     def __init__(self, input_shape, shift, axes=None, input_dtype=None):
         ndim = len(tuple(input_shape))
-        self.shift = jnp.atleast_1d(_geometry_leaf(shift, "shift", "Shift"))
+        self.shift = jnp.atleast_1d(finite_leaf(shift, "shift", "Shift"))
         if self.shift.ndim != 1:
             raise ValueError(
                 f"Shift shift must be a scalar or one value per axis, got shape {self.shift.shape}"
@@ -153,7 +143,7 @@ class Interpolate(LinearOperator):
     def __init__(self, input_shape, coordinates, order=1, input_dtype=None):
         if order != 1:
             raise ValueError(f"Interpolate supports order=1 (linear) only, got order={order!r}")
-        self.coordinates = _geometry_leaf(coordinates, "coordinates", "Interpolate")
+        self.coordinates = finite_leaf(coordinates, "coordinates", "Interpolate")
         shape = tuple(input_shape)
         ndim = self.coordinates.shape[0] if self.coordinates.ndim else 0
         if self.coordinates.ndim < 1 or not 1 <= ndim <= len(shape):

@@ -16,7 +16,7 @@ import numpy as np
 from calcil._internal.dtypes import default_complex, real_dtype_of
 from calcil._internal.integers import as_count
 from calcil._internal.struct import static_field
-from calcil.operators._checks import field_shape, positive
+from calcil.operators._checks import field_shape, finite_leaf, positive
 from calcil.operators.base import Operator
 from calcil.operators.optics.pupil import Pupil
 
@@ -56,18 +56,15 @@ def led_array(shape, pitch, distance, center=(0.0, 0.0)):
 
 
 def _led_na(led_na):
-    """``led_na`` as a float array: NumPy when concrete (checked), else the tracer."""
-    traced = isinstance(led_na, jax.core.Tracer)
-    array = led_na if traced else np.asarray(led_na, dtype=float)
-    if array.ndim != 2 or array.shape[1] != 2 or array.shape[0] == 0:
+    """``led_na`` as a float leaf of shape ``(n_leds, 2)`` (concrete values finite)."""
+    leaf = finite_leaf(led_na, "led_na", "FourierPtychography", "illumination NAs")
+    if leaf.ndim != 2 or leaf.shape[1] != 2 or leaf.shape[0] == 0:
         raise ValueError(
             "FourierPtychography led_na must have shape (n_leds, 2): the illumination NA "
-            f"(sin theta_y, sin theta_x) of each LED, got shape {array.shape}. "
+            f"(sin theta_y, sin theta_x) of each LED, got shape {leaf.shape}. "
             "cc.operators.led_array builds it for a planar LED grid."
         )
-    if not traced and not np.all(np.isfinite(array)):
-        raise ValueError(f"FourierPtychography led_na must be finite, got {array}")
-    return array
+    return leaf
 
 
 def _disk_overlap(distance, radius):
@@ -172,16 +169,16 @@ class FourierPtychography(Operator):
             warnings.simplefilter("ignore")  # the camera grid was checked above
             self.pupil = Pupil((ny // d, nx // d), d * self.dx, wavelength, na, zernike, dtype)
         real = real_dtype_of(self.pupil.input_dtype)
-        self.led_na = leds if isinstance(leds, jax.core.Tracer) else jnp.asarray(leds, real)
+        self.led_na = leds.astype(real)
         out = (*shape[:-2], leds.shape[0], ny // d, nx // d)
         super().__init__(shape, self.pupil.input_dtype, out, real)
-        if not isinstance(leds, jax.core.Tracer):
-            self._check_spectrum(leds)
+        if not isinstance(led_na, jax.core.Tracer):  # concrete (jnp.asarray traces in jit)
+            self._check_spectrum(np.asarray(led_na, dtype=real))
 
     def _check_spectrum(self, leds):
         """Every LED's shifted pupil inside the object's spectrum, else a ``ValueError``."""
         wavelength, cutoff = self.pupil.wavelength, self.pupil.cutoff
-        rounded = self._offsets(leds.astype(self.led_na.dtype), np) * self._spacing() * wavelength
+        rounded = self._offsets(leds, np) * self._spacing() * wavelength
         reach = np.abs(rounded) / wavelength + cutoff
         outside = np.flatnonzero(np.any(reach > 1 / (2 * self.dx) * (1 + _RTOL), axis=1))
         if outside.size:

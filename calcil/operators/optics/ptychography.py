@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._internal.dtypes import default_complex, default_real, is_complex, real_dtype_of
-from calcil.operators._checks import field_shape
+from calcil._internal.dtypes import default_complex, is_complex, real_dtype_of
+from calcil.operators._checks import field_shape, finite_leaf
 from calcil.operators.base import Operator
 from calcil.operators.interpolation import Shift
 
@@ -31,16 +31,15 @@ def _probe_leaf(probe):
 
 
 def _positions_leaf(positions, object_shape, probe_shape):
-    if isinstance(positions, jax.core.Tracer):
-        return positions
-    array = np.asarray(positions)
-    if array.ndim != 2 or array.shape[1] != 2 or len(array) == 0:
+    leaf = finite_leaf(positions, "positions", "Ptychography", "object pixels")
+    if leaf.ndim != 2 or leaf.shape[1] != 2 or leaf.shape[0] == 0:
         raise ValueError(
             "Ptychography positions must have shape (n_positions, 2) as (row, col) in object "
-            f"pixels, got shape {array.shape}"
+            f"pixels, got shape {leaf.shape}"
         )
-    if not np.issubdtype(array.dtype, np.number) or not np.all(np.isfinite(array)):
-        raise ValueError("Ptychography positions must be finite numbers (object pixels)")
+    if isinstance(positions, jax.core.Tracer):
+        return leaf
+    array = np.asarray(positions, dtype=float)
     corner = np.floor(array)
     limit = np.asarray(object_shape) - np.asarray(probe_shape)
     outside = np.flatnonzero(np.any((corner < 0) | (corner > limit), axis=1))
@@ -53,8 +52,7 @@ def _positions_leaf(positions, object_shape, probe_shape):
             f"[0, {limit[0] + 1}) and columns in [0, {limit[1] + 1}); pad the object or move "
             "the scan."
         )
-    dtype = array.dtype if np.issubdtype(array.dtype, np.floating) else default_real()
-    return jnp.asarray(array, jax.dtypes.canonicalize_dtype(dtype))
+    return leaf
 
 
 class Ptychography(Operator):

@@ -152,3 +152,9 @@ def test_bad_input(kwargs, match):
     args = {"dx": DX, "wavelength": WL, "na": NA, "led_na": [[0.0, 0.0]], "downsample": D}
     with pytest.raises(ValueError, match=match):
         O.FourierPtychography((N, N), **{**args, **kwargs})
+
+
+def test_concrete_leds_are_checked_also_inside_jit():
+    t = jnp.ones((N, N), jnp.complex64)
+    with pytest.raises(ValueError, match="beyond the object's spectrum"):
+        jax.jit(lambda o: O.FourierPtychography((N, N), DX, WL, NA, [[0.0, 0.85]], D)(o))(t)

@@ -121,3 +121,9 @@ def test_bad_input(probe_shape, positions, match):
 def test_object_must_be_two_dimensional():
     with pytest.raises(ValueError, match=r"object_shape must be \(ny, nx\)"):
         O.Ptychography((2, *SHAPE), np.ones((4, 4)), [[0, 0]])
+
+
+def test_concrete_positions_are_checked_also_inside_jit():
+    t = jnp.ones(SHAPE, jnp.complex64)
+    with pytest.raises(ValueError, match="outside the object"):
+        jax.jit(lambda o: O.Ptychography(SHAPE, np.ones((8, 8)), [[-1.0, 0.0]])(o))(t)
