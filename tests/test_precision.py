@@ -14,6 +14,7 @@ import optax
 import pytest
 
 import calcil as cc
+from calcil.solvers._chunk import initial_state
 from tests.operators.registry import LINEAR, NONLINEAR
 
 CONTRACTION = re.compile(r"stablehlo\.(dot_general|convolution)\b")
@@ -75,8 +76,7 @@ def test_pupil_zernike_gradients_and_solver_steps_are_full_precision():
     solver.run(init, data, iterations=2, log_every=2, progress=False)
     (chunk,) = solver._compiled.values()
     _, inner, _ = solver._prepare(init, data, None, None)
-    state = {"params": init, "inner": inner, "step": jnp.zeros((), jnp.int32)}
-    text = chunk.lower(state, data).as_text()
+    text = chunk.lower(initial_state(init, inner, 0), data).as_text()
     assert "dot_general" in text
     assert [l for l in text.splitlines() if CONTRACTION.search(l) and HIGHEST not in l] == []
 

@@ -23,13 +23,14 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from calcil.losses import LeastSquares
 from calcil.objective import leaf_paths
 from calcil.operators import AppliedOperator, applied_operator
 from calcil.solvers._sharding import reduce_loss_terms
 
-__all__ = ["FastPath", "data_term", "evaluate", "resolve"]
+__all__ = ["FastPath", "analyse", "data_term", "evaluate", "fast_data", "resolve"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class FastPath:
 
     index: int
     term: str
+    dtype: str  # of the residual B x - U^H y
 
 
 def _least_squares(loss):
@@ -49,9 +51,9 @@ def _least_squares(loss):
 
 
 def _find(objective, init, data, batch_size):
-    """``(FastPath, fast data, description)`` when the data term qualifies, else
-    ``(None, None, why not)``. The fast data replaces the run's data:
-    ``{"B": B, "Uy": U^H y, "scale": w [/ y.size]}``."""
+    """``(FastPath, factors, description)`` when the data term qualifies, else
+    ``(None, None, why not)``. ``factors`` holds what every run of these shapes reuses:
+    ``{"B": B, "U": U, "scale": w [/ y.size]}``."""
     if batch_size is not None:
         return None, None, "mini-batches change the measurements at every step"
     weighted = _least_squares(objective.loss)
@@ -66,36 +68,54 @@ def _find(objective, init, data, batch_size):
     factors = operator.unitary_factorization(dtype)
     if factors is None:
         return None, None, f"{operator!r} declares no unitary factorization A = U B"
-    y = jnp.asarray(loss.measurement(data))
-    if y.shape != operator.output_shape:
+    y = loss.measurement(data)
+    if tuple(np.shape(y)) != tuple(operator.output_shape):
         return None, None, "the measurement's shape does not match the prediction's"
     # The residual A x - y lives in A's output space: a real y of a complex A is embedded.
-    y = y.astype(jnp.result_type(y.dtype, operator.result_dtype(dtype)))
-    scale = weight if loss.reduction == "sum" else weight / math.prod(y.shape)
-    fast_data = {"B": factors.B, "Uy": factors.U.H(y), "scale": jnp.asarray(scale)}
+    residual = jnp.result_type(jnp.result_type(y), operator.result_dtype(dtype))
+    scale = weight if loss.reduction == "sum" else weight / math.prod(np.shape(y))
+    fixed = {"B": factors.B, "U": factors.U, "scale": jnp.asarray(scale)}
     path = leaf_paths(init)[found.index]
     description = (
         f"used: loss/{loss.name} = 0.5 ||B x - U^H y||^2 on {path!r} with U^H y computed "
         f"once, B = {factors.B!r} (A = {operator!r})"
     )
-    return FastPath(found.index, f"loss/{loss.name}"), fast_data, description
+    fast = FastPath(found.index, f"loss/{loss.name}", jnp.dtype(residual).name)
+    return fast, fixed, description
 
 
 def _leaf_dtype(tree, index):
     return jnp.result_type(jax.tree_util.tree_leaves(tree)[index])
 
 
-def resolve(enabled: bool, objective, init, data, batch_size, axis=None):
-    """``(FastPath or None, the data the steps see, outcome)``; the outcome is a sentence for
-    :attr:`calcil.Result.fast_path` (``"used: ..."`` or ``"not used: ..."``)."""
+def analyse(enabled: bool, objective, init, data, batch_size, axis=None):
+    """``(FastPath or None, factors or None, outcome)`` for the shapes of ``init`` and
+    ``data``; the outcome is a sentence for :attr:`calcil.Result.fast_path` (``"used: ..."``
+    or ``"not used: ..."``). :func:`fast_data` turns the factors and a run's data into what
+    the steps see."""
     if not enabled:
-        return None, data, "not used: fast_path=False"
+        return None, None, "not used: fast_path=False"
     if axis is not None:
-        return None, data, "not used: a sharded run evaluates the data terms per device"
-    fast, fast_data, outcome = _find(objective, init, data, batch_size)
+        return None, None, "not used: a sharded run evaluates the data terms per device"
+    fast, fixed, outcome = _find(objective, init, data, batch_size)
     if fast is None:
-        return None, data, f"not used: {outcome}"
-    return fast, fast_data, outcome
+        return None, None, f"not used: {outcome}"
+    return fast, fixed, outcome
+
+
+def fast_data(objective, fast: FastPath, fixed, data) -> dict:
+    """``{"B": B, "Uy": U^H y, "scale": s}``: the data the steps see (traceable)."""
+    ((_, loss),) = objective.loss.parts()
+    y = jnp.asarray(loss.measurement(data)).astype(fast.dtype)
+    return {"B": fixed["B"], "Uy": fixed["U"].H(y), "scale": fixed["scale"]}
+
+
+def resolve(enabled: bool, objective, init, data, batch_size, axis=None):
+    """``(FastPath or None, the data the steps see, outcome)`` in one call (eager)."""
+    fast, fixed, outcome = analyse(enabled, objective, init, data, batch_size, axis)
+    if fast is None:
+        return None, data, outcome
+    return fast, fast_data(objective, fast, fixed, data), outcome
 
 
 def _fast_terms(fast: FastPath, leaves, fast_data) -> dict:

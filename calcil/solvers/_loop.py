@@ -1,35 +1,41 @@
-"""The run loop shared by calcil's solvers: compiled chunks, history, logs, checkpoints, stops.
+"""The run loop shared by calcil's solvers: pipelined compiled chunks and host-side hooks.
 
-A solver supplies two pieces: ``_prepare`` (validate the problem, build the solver's own state
-and a hashable *plan* of static choices) and ``_step`` (one iteration, traced). This module
-runs the steps between two host events (log point, image, checkpoint, end) as one jitted
-``lax.scan``, so the device never waits on Python inside a chunk. Between chunks it reads the
-per-step scalars back once, writes TensorBoard, updates the progress bar, calls callbacks,
-saves checkpoints and decides whether to stop.
+A solver supplies ``_analyse`` (validate the problem's structure once per shape: a hashable
+*plan* of static choices and the constants that depend only on it), ``_initial`` (its state
+at the start, traced), ``_step`` (one iteration, traced) and optionally ``_run_constants``
+(per-run values such as FISTA's step size). Everything that depends only on the shapes is
+cached: a repeated ``run`` reuses the plan and the compiled programs, also when only
+``iterations``, ``log_every`` or ``checkpoint_every`` change
+(:class:`~calcil.solvers._chunk.ChunkProgram` takes the chunk length as an argument).
 
-Every step reports ``"loss/total"``, the objective at the parameters it starts from. When it is
-not finite the run stops as ``"diverged"`` with the last parameters whose objective was finite.
-The compiled chunk does not guard each step (a per-step select over parameters and optimizer
-state costs about 10% of a step); instead the host finds the first non-finite value in the
-chunk's scalars and replays the chunk from its input state up to the step before it. Chunks
-are deterministic, so the replay reproduces the same parameters.
+The loop: the steps between two host events (log point, image, checkpoint, end) run as one
+compiled chunk (:mod:`calcil.solvers._chunk`) that takes over the state's buffers. The next
+chunk is dispatched *before* the host reads the previous one's scalars (one packed transfer),
+so history, TensorBoard, the progress bar and callbacks (which get a copy of the parameters
+at their log point) overlap device work. Stop rules therefore act one chunk late: after
+``tol`` is met, the chunk already in flight still runs and is recorded (``max_time`` is
+checked before each dispatch and has no lag). A divergence stops the run inside the chunk
+where it happens, with the last parameters whose objective was finite; a chunk dispatched
+after it does nothing. A checkpoint waits for the state's copy to reach the host before the
+next chunk is dispatched: checkpoints are the one place the loop stalls.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
-import time
+import functools
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from calcil._internal.integers import as_count
 from calcil.solvers import _sharding
+from calcil.solvers._chunk import ChunkProgram
+from calcil.solvers._options import RunOptions, run_options
+from calcil.solvers._pipeline import RunLoop
+from calcil.solvers._result import Result
 
 __all__ = ["IterativeSolver", "Result"]
 
@@ -70,76 +76,104 @@ RUN_ARGS_DOC = """
 """
 
 
+RUN_BATCH_DOC = """
+        Independent problems in one compiled run: every leaf of ``init`` and ``data`` has a
+        leading axis of ``n`` problems (frames of a time series, tiles, a parameter sweep).
+        Each problem is solved as if run alone, with its own optimizer state, step sizes and
+        mini-batch key (``jax.random.split(key, n)``); the steps are ``jax.vmap``-ed, so small
+        problems share each kernel launch. A problem that diverges is frozen at its last
+        parameters with a finite objective while the others go on; the run ends when every
+        problem has stopped or ``iterations`` are done.
+
+        Takes ``run``'s arguments except ``devices`` (one device). TensorBoard receives each
+        scalar's mean over the problems still running as ``<name>`` and its maximum as
+        ``<name>/max``; callbacks receive the parameters with their problem axis and the
+        terms as ``(n,)`` arrays; ``tol`` stops the run when every running problem changed
+        by less than ``tol``.
+
+        Returns:
+            :class:`~calcil.Result` whose ``params`` keep the problem axis, whose ``history``
+            values are ``(steps, n)`` (NaN after a problem stopped), and whose ``status``
+            and ``steps`` are lists with one entry per problem.
+"""
+
+
+def _signature(tree):
+    """Structure, shapes and dtypes: what a compiled program depends on."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    return treedef, tuple(
+        (np.shape(x), np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype).str)
+        if not _is_key(x)
+        else (np.shape(x), str(x.dtype))
+        for x in leaves
+    )
+
+
+def _is_key(x) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _problem_count(init, data) -> int:
+    """The common length of the leading axis of every leaf (``run_batch``)."""
+    from calcil.objective import leaf_paths
+
+    sizes = {}
+    for name, tree in (("init", init), ("data", data)):
+        for path, leaf in zip(leaf_paths(tree), jax.tree_util.tree_leaves(tree), strict=True):
+            shape = np.shape(leaf)
+            sizes[f"{name}[{path!r}]" if path else name] = shape[0] if shape else None
+    counts = set(sizes.values())
+    if len(counts) != 1 or None in counts:
+        listed = ", ".join(f"{k}: {v}" for k, v in sizes.items())
+        raise ValueError(
+            "run_batch solves independent problems stacked along the leading axis of every "
+            f"leaf of init and data, so all leading axes must have the same length (one entry "
+            f"per problem); got leading lengths {listed}. Stack each problem's arrays with "
+            "jnp.stack, or use run for a single problem."
+        )
+    return counts.pop()
+
+
+@functools.cache
+def _default_key():
+    """``jax.random.key(0)``, made once (a run copies it into its state)."""
+    return jax.random.key(0)
+
+
 @dataclasses.dataclass
-class Result:
-    """What a solver returns.
+class _Setup:
+    """What a run of these shapes reuses: the plan, its constants, the compiled programs."""
 
-    Attributes:
-        params: the final parameters (the last ones with a finite objective when diverged).
-        history: per-step NumPy arrays: ``"step"`` (the number of updates applied to the
-            parameters that were measured), ``"loss/total"``, every term by name, and solver
-            figures such as ``"lr/<group>"``, ``"grad_norm/<group>"`` (at the last step
-            before each log point, image or checkpoint; NaN at the others),
-            ``"perf/steps_per_second"``.
-        status: ``"converged"``, ``"max_iterations"``, ``"max_time"``, ``"diverged"`` (a
-            non-finite objective, or non-finite parameters after the last step), or
-            ``"stalled"`` (the solver can make no progress at this precision: see
-            :class:`~calcil.ConjugateGradient`).
-        steps: steps taken in total (including those before a resume).
-        message: a sentence on why the run stopped.
-        fast_path: whether the least-squares fast path evaluated the data term
-            (``"used: ..."``, naming the factor ``B`` of ``A = U B``) or why not
-            (``"not used: ..."``); see the solvers' ``fast_path`` argument.
-    """
-
-    params: Any
-    history: dict[str, np.ndarray]
-    status: str
-    steps: int
-    message: str = ""
-    fast_path: str = ""
-
-
-def _next_stop(done: int, iterations: int, *periods: int | None) -> int:
-    stop = iterations
-    for period in periods:
-        if period:
-            stop = min(stop, (done // period + 1) * period)
-    return stop
-
-
-def _count(name, value, minimum=1, allow_none=False):
-    """``value`` as a Python int >= ``minimum`` (NumPy integers accepted), or a ``ValueError``."""
-    if value is None and allow_none:
-        return None
-    kind = {0: "a non-negative integer", 1: "a positive integer"}[minimum]
-    return as_count(name, value, minimum, f"{kind} (a Python or NumPy integer)")
-
-
-def _show_progress(progress: bool) -> bool:
-    if not progress:
-        return False
-    if "ipykernel" in sys.modules:  # a notebook: its stderr is not a terminal but shows bars
-        return True
-    return bool(getattr(sys.stderr, "isatty", lambda: False)())
+    plan: Any
+    fixed: Any
+    program: ChunkProgram
+    initial: Callable
 
 
 class IterativeSolver:
-    """Base of the solvers; subclasses implement ``_prepare`` and ``_step``."""
+    """Base of the solvers; subclasses implement ``_analyse``, ``_initial`` and ``_step``."""
 
     def __init__(self):
-        self._compiled: dict = {}  # (plan, length) -> jitted chunk
+        self._setups: dict = {}  # signature -> _Setup
+        self._compiled: dict = {}  # (plan, mesh, batched) -> ChunkProgram
         self.traces = 0  # how often a chunk was traced (compiled): for tests and benchmarks
 
     # ------------------------------------------------------------------ subclass hooks
-    def _prepare(self, init, data, batch_size, key, axis) -> tuple[Any, Any, Any]:
-        """Validate; return ``(plan, inner, data)``: hashable static choices, the initial
-        state, and the data the steps see (``data`` itself, or what was precomputed from it).
+    def _analyse(self, init, data, batch_size, axis) -> tuple[Any, Any]:
+        """Validate the problem's structure; return ``(plan, fixed)``: hashable static choices
+        and a pytree of constants that depend only on them (both reused by every run of these
+        shapes). ``axis`` is ``None`` on one device; on several it names the mesh axis the
+        data is split over (``_step`` must reduce its data terms over it)."""
+        raise NotImplementedError
 
-        ``axis`` is ``None`` on one device; on several it names the mesh axis the data is
-        split over, and ``_step`` sees this device's rows and must reduce its data terms
-        over ``axis`` (:func:`calcil.solvers._sharding.reduce_loss_terms`).
-        """
+    def _run_constants(self, plan, fixed, init, data, batched: bool):
+        """Per-run values ``_initial`` needs that cannot be traced (checked on the host);
+        with ``batched``, one per problem along a leading axis. Default: none."""
+        return None
+
+    def _initial(self, plan, fixed, run, init, data, key) -> tuple[Any, Any]:
+        """``(inner, fast_data)`` at the start (traced): the solver's own state, and what the
+        steps see instead of ``data`` (``None``: the data itself)."""
         raise NotImplementedError
 
     def _step(self, plan, params, inner, step, data, report) -> tuple[Any, Any, dict]:
@@ -147,50 +181,53 @@ class IterativeSolver:
 
         ``report`` (a traced bool) is true on the chunk's last step, whose scalars are logged:
         diagnostics that cost a pass over the parameters (gradient norms) may be computed on
-        those steps only (``lax.cond``) and be NaN on the others.
+        those steps only (``lax.cond``) and be NaN on the others. A step that can tell that
+        the run must stop reports a positive int32 ``outputs["_stop"]`` (0: go on) and leaves
+        the parameters unchanged from then on (:meth:`_stop_reason` names it).
         """
         raise NotImplementedError
-
-    # ------------------------------------------------------------------ the compiled chunk
-    def _chunk(self, plan, length: int, mesh=None) -> Callable:
-        """``chunk(state, data) -> (state, outputs)`` running ``length`` steps (jitted, cached).
-
-        ``outputs`` holds each step's scalars and ``"_finite"``: whether every parameter is
-        finite after the last step (one reduction per chunk; the objective at those
-        parameters is only known from the next step).
-        """
-        key = (plan, length, mesh)
-        if key not in self._compiled:
-
-            def chunk(state, data):
-                self.traces += 1
-
-                def body(state, report):
-                    params, inner, outputs = self._step(
-                        plan, state["params"], state["inner"], state["step"], data, report
-                    )
-                    return {"params": params, "inner": inner, "step": state["step"] + 1}, outputs
-
-                reports = jnp.arange(length) == length - 1
-                state, outputs = jax.lax.scan(body, state, reports)
-                leaves = jax.tree_util.tree_leaves(state["params"])
-                finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
-                return state, {**outputs, "_finite": finite}
-
-            if mesh is not None:
-                chunk = _sharding.shard_chunk(chunk, mesh)
-            self._compiled[key] = jax.jit(chunk)
-        return self._compiled[key]
 
     def _stop_reason(self, code: int, step: int, terms: dict) -> tuple[str, str]:
-        """``(status, message)`` for a non-zero ``"_stop"`` code at ``step`` (``terms``: that
-        step's scalars).
-
-        A solver whose steps can tell that it must stop (CG's residual below its tolerance)
-        reports a per-step int32 ``"_stop"`` (0: go on) and leaves the parameters unchanged
-        from that step on; the run then ends there with the status this method gives.
-        """
+        """``(status, message)`` for a positive ``"_stop"`` code at ``step``."""
         raise NotImplementedError
+
+    def _prepare(self, init, data, batch_size, key, axis=None):
+        """``(plan, inner, step data)`` for one problem, computed eagerly (for inspection)."""
+        plan, fixed = self._analyse(init, data, batch_size, axis)
+        run = self._run_constants(plan, fixed, init, data, False)
+        key = jax.random.key(0) if key is None else key
+        inner, fast_data = self._initial(plan, fixed, run, init, data, key)
+        return plan, inner, data if fast_data is None else fast_data
+
+    # ------------------------------------------------------------------ setup (cached)
+    def _setup(self, init, data, batch_size, axis, mesh, problems) -> _Setup:
+        batched = problems is not None
+        key = (_signature(init), _signature(data), batch_size, axis, mesh, problems)
+        if key in self._setups:
+            return self._setups[key]
+        one = (lambda t: jax.tree_util.tree_map(lambda x: x[0], t)) if batched else (lambda t: t)
+        plan, fixed = self._analyse(one(init), one(data), batch_size, axis)
+        program_key = (plan, mesh, batched)
+        if program_key not in self._compiled:
+            self._compiled[program_key] = ChunkProgram(self, plan, mesh, batched)
+
+        def start(fixed, run, init, data, key):
+            inner, fast_data = self._initial(plan, fixed, run, init, data, key)
+            zero = jnp.zeros((), jnp.int32)
+            state = {
+                "params": jax.tree_util.tree_map(jnp.copy, init),
+                "inner": jax.tree_util.tree_map(jnp.copy, inner),
+                "step": zero,
+                "prev": jax.tree_util.tree_map(jnp.copy, init),
+                "halt": zero,
+            }
+            return state, fast_data
+
+        if batched:
+            start = jax.vmap(start, in_axes=(None, 0, 0, 0, 0))
+        setup = _Setup(plan, fixed, self._compiled[program_key], jax.jit(start))
+        self._setups[key] = setup
+        return setup
 
     # ------------------------------------------------------------------ run
     def run(
@@ -213,271 +250,87 @@ class IterativeSolver:
         progress: bool = True,
         devices=None,
     ) -> Result:
-        iterations = _count("iterations", iterations, minimum=0)
-        log_every = _count("log_every", log_every)
-        image_every = _count("image_every", image_every, allow_none=True)
-        checkpoint_every = _count("checkpoint_every", checkpoint_every, allow_none=True)
-        keep_checkpoints = _count("keep_checkpoints", keep_checkpoints)
-        batch_size = _count("batch_size", batch_size, allow_none=True)
-        images = dict(images or {})
-        for name, fn in images.items():
-            if not callable(fn):
-                raise TypeError(
-                    f"images maps names to functions params -> array; {name!r} is {fn!r}"
-                )
-        callbacks = (callbacks,) if callable(callbacks) else tuple(callbacks)
-        for cb in callbacks:
-            if not callable(cb):
-                raise TypeError(f"callbacks must be functions (step, params, terms), got {cb!r}")
-        needs_dir = [
-            n
-            for n, v in (
-                ("images", images),
-                ("checkpoint_every", checkpoint_every),
-                ("resume", resume),
-            )
-            if v
-        ]
-        if needs_dir and log_dir is None:
-            raise ValueError(
-                f"{', '.join(needs_dir)} need log_dir=...: the directory for the "
-                "TensorBoard files and checkpoints"
-            )
-        options = dict(
-            iterations=iterations,
-            batch_size=batch_size,
-            key=key,
-            log_dir=log_dir,
-            log_every=log_every,
-            images=images,
-            image_every=image_every,
-            checkpoint_every=checkpoint_every,
-            keep_checkpoints=keep_checkpoints,
-            resume=resume,
-            callbacks=callbacks,
-            tol=tol,
-            max_time=max_time,
-            progress=progress,
-            devices=devices,
-        )
-        if log_dir is None or jax.process_index() != 0:  # several processes: one writes
-            return self._run(init, data, **options)
+        options = run_options(**{k: v for k, v in locals().items() if k not in _POSITIONAL})
+        return self._locked(init, data, options, batched=False)
+
+    def run_batch(
+        self,
+        init,
+        data=None,
+        iterations: int = 100,
+        batch_size: int | None = None,
+        key=None,
+        log_dir=None,
+        log_every: int = 50,
+        images: Mapping[str, Callable] | None = None,
+        image_every: int | None = None,
+        checkpoint_every: int | None = None,
+        keep_checkpoints: int = 3,
+        resume: bool = False,
+        callbacks=(),
+        tol: float | None = None,
+        max_time: float | None = None,
+        progress: bool = True,
+    ) -> Result:
+        options = run_options(**{k: v for k, v in locals().items() if k not in _POSITIONAL})
+        return self._locked(init, data, options, batched=True)
+
+    def _locked(self, init, data, options: RunOptions, batched: bool) -> Result:
+        """The run, holding the lock on its ``log_dir`` (one writer per directory)."""
+        if options.log_dir is None or jax.process_index() != 0:  # several processes: one writes
+            return self._execute(init, data, options, batched)
         from calcil.logs import check_writable
         from calcil.solvers._lock import DirectoryLock
 
-        options["log_dir"] = check_writable(log_dir)  # before any compiling
-        with DirectoryLock(options["log_dir"], type(self).__name__):
-            return self._run(init, data, **options)
+        log_dir = check_writable(options.log_dir)  # before any compiling
+        options = dataclasses.replace(options, log_dir=log_dir)
+        with DirectoryLock(log_dir, type(self).__name__):
+            return self._execute(init, data, options, batched)
 
-    def _run(
-        self,
-        init,
-        data,
-        *,
-        iterations,
-        batch_size,
-        key,
-        log_dir,
-        log_every,
-        images,
-        image_every,
-        checkpoint_every,
-        keep_checkpoints,
-        resume,
-        callbacks,
-        tol,
-        max_time,
-        progress,
-        devices,
-    ) -> Result:
-        mesh, device = _sharding.make_mesh(devices)
+    def _execute(self, init, data, opts: RunOptions, batched: bool) -> Result:
+        mesh, device = _sharding.make_mesh(opts.devices)
         axis = None
         if mesh is not None:
-            _sharding.check_data(data, mesh, batch_size)
+            _sharding.check_data(data, mesh, opts.batch_size)
             data, axis = _sharding.place_data(data, mesh), _sharding.AXIS
-        writer = jax.process_index() == 0  # several processes: one writes the files
-        # every process takes part in the probes and replays (collectives); one writes
-        checkpointing = bool(checkpoint_every)
-
-        plan, inner, data = self._prepare(init, data, batch_size, key, axis)
-        params = jax.tree_util.tree_map(jnp.array, init)  # a copy: the caller's arrays stay
-        state = {"params": params, "inner": inner, "step": jnp.zeros((), jnp.int32)}
-        history: dict[str, list[np.ndarray]] = {}
-        ckpt_dir = None if log_dir is None else Path(log_dir) / "checkpoints"
-        if ckpt_dir is not None:
-            state, history = self._restore(ckpt_dir, state, resume, checkpoint_every)
-        done = int(state["step"])
-        if done > iterations:
-            raise ValueError(
-                f"resume=True continues from the checkpoint at step {done} in {ckpt_dir}, but "
-                f"iterations={iterations} asks for fewer steps in total (iterations counts "
-                f"from step 0, also when resuming). Pass iterations >= {done}, or start a "
-                "fresh run in another log_dir."
-            )
-        if mesh is not None:
-            state = _sharding.place_state(state, mesh)
         elif device is not None:
-            state, data = jax.device_put((state, data), device)
-        else:
-            data = jax.device_put(data)
+            init, data = jax.device_put((init, data), device)
 
-        def save(state, history):
-            if checkpointing and writer:
-                self._save(ckpt_dir, int(state["step"]), state, history, keep_checkpoints)
+        def place(tree):
+            if mesh is not None:
+                return _sharding.place_state(tree, mesh)
+            return jax.device_put(tree, device)
 
-        logger = None
-        if log_dir is not None and writer:
-            from calcil.logs import TensorBoardLogger
+        problems = _problem_count(init, data) if batched else None
+        setup = self._setup(init, data, opts.batch_size, axis, mesh, problems)
+        self.objective.check_data(data)  # before anything is compiled
+        run = self._run_constants(setup.plan, setup.fixed, init, data, batched)
+        key = _default_key() if opts.key is None else opts.key
+        if batched:
+            key = jax.random.split(key, problems)
+        state, fast_data = setup.initial(setup.fixed, run, init, data, key)
+        step_data = data if fast_data is None else fast_data
+        if mesh is not None:
+            state = place(state)
+        loop = RunLoop(self, setup.program, step_data, opts, batched, place)
+        return loop.run(state, setup.plan.fast_path)
 
-            logger = TensorBoardLogger(log_dir)
-        bar = None
-        if _show_progress(progress):
-            from tqdm import tqdm
-
-            bar = tqdm(
-                total=iterations,
-                initial=min(done, iterations),
-                desc=type(self).__name__,
-                unit="step",
-                leave=True,
-            )
-        t0, status, message = time.perf_counter(), "max_iterations", ""
-        last_logged = None
-        previous = None  # (input state, length) of the chunk before: for replays
-        # A checkpoint is written once the objective at its parameters is known to be
-        # finite: at the next chunk's first step, or by a one-step probe at the end.
-        pending = None
-        try:
-            while done < iterations:
-                stop = _next_stop(
-                    done,
-                    iterations,
-                    log_every,
-                    checkpoint_every,
-                    image_every or (log_every if images else None),
-                )
-                length = stop - done
-                tic = time.perf_counter()
-                chunk_input = state
-                state, outputs = self._chunk(plan, length, mesh)(state, data)
-                outputs = jax.device_get(outputs)  # the one transfer per chunk
-                rate = length / max(time.perf_counter() - tic, 1e-9)
-                finite_end = bool(outputs.pop("_finite"))
-                codes = outputs.pop("_stop", None)
-                values = np.asarray(outputs["loss/total"])
-                bad = np.flatnonzero(~np.isfinite(values))
-                if pending is not None and not (bad.size and bad[0] == 0):
-                    save(*pending)
-                pending = None
-                if bad.size or not finite_end:
-                    # the first step whose objective is (or, past the chunk, would be) not finite
-                    first = int(bad[0]) if bad.size else length
-                    _append(history, outputs, done, min(first + 1, length), rate)
-                    status = "diverged"
-                    message = self._divergence_message(outputs, done, first, length, previous)
-                    state = self._last_finite(plan, mesh, data, chunk_input, first, previous)
-                    done += first
-                    save(state, history)
-                    break
-                codes = np.zeros(length, int) if codes is None else np.asarray(codes)
-                stopped = np.flatnonzero(codes)
-                if len(stopped):  # the solver ended itself; parameters frozen from there on
-                    first = int(stopped[0])
-                    _append(history, outputs, done, first + 1, rate)
-                    at = {k: float(np.asarray(v)[first]) for k, v in outputs.items()}
-                    status, message = self._stop_reason(int(codes[first]), done + first, at)
-                    state = {**state, "step": chunk_input["step"] + first}
-                    done += first
-                    if logger is not None:
-                        logger.scalars(done, at)
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{at['loss/total']:.4g}", refresh=False)
-                        bar.update(done - bar.n)
-                    save(state, history)  # its objective was evaluated: finite
-                    break
-                _append(history, outputs, done, length, rate)
-                previous = (chunk_input, length)
-                done = stop
-                last = {k: float(np.asarray(v)[-1]) for k, v in outputs.items()}
-                last["perf/steps_per_second"] = rate
-                at_log = done % log_every == 0 or done == iterations
-                if logger is not None and at_log:
-                    logger.scalars(done - 1, last)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{last['loss/total']:.4g}", refresh=False)
-                    bar.update(stop - bar.n)  # redraws with this chunk's loss
-                if at_log and callbacks:
-                    current = state["params"]
-                    for cb in callbacks:
-                        cb(done, current, last)
-                if (
-                    logger is not None
-                    and images
-                    and (done % (image_every or log_every) == 0 or done == iterations)
-                ):
-                    current = state["params"]
-                    logger.images(done, {n: fn(current) for n, fn in images.items()})
-                if checkpointing and (done % checkpoint_every == 0 or done == iterations):
-                    pending = (state, _snapshot(history))
-                if at_log and tol is not None:
-                    ref = last_logged if last_logged is not None else values[0]
-                    change = abs(last["loss/total"] - ref) / max(abs(ref), 1e-30)
-                    if change < tol and done > 1:
-                        status = "converged"
-                        message = f"relative change {change:.2e} < tol {tol} at step {done}"
-                        break
-                if at_log:
-                    last_logged = last["loss/total"]
-                if max_time is not None and time.perf_counter() - t0 > max_time:
-                    status, message = "max_time", f"stopped after {max_time} s at step {done}"
-                    break
-            if checkpointing and status in ("converged", "max_time") and pending is None:
-                pending = (state, _snapshot(history))
-            if pending is not None:  # the objective at the final parameters is not known yet
-                probe = self._chunk(plan, 1, mesh)(state, data)[1]["loss/total"]
-                if np.all(np.isfinite(np.asarray(jax.device_get(probe)))):
-                    save(*pending)
-                else:  # the last update led to a non-finite objective at finite parameters
-                    status = "diverged"
-                    message = self._divergence_message({}, done - length, length, length, None)
-                    state = self._last_finite(plan, mesh, data, chunk_input, length, None)
-                    save(state, pending[1])
-        finally:
-            if bar is not None:
-                bar.close()
-            if logger is not None:
-                logger.close()
-        if not message:
-            message = f"ran {done} iterations"
-        final = state["params"]
-        if history:
-            hist = {k: np.concatenate(v) for k, v in history.items()}
-        else:
-            hist = self._empty_history(plan, mesh, state, data)
-        return Result(final, hist, status, done, message, plan.fast_path)
-
-    def _empty_history(self, plan, mesh, state, data) -> dict[str, np.ndarray]:
-        """The history of a run of no steps: every key a step would record, no values."""
-        shapes = jax.eval_shape(self._chunk(plan, 1, mesh), state, data)[1]
-        hist = {"step": np.zeros(0, np.int64)}
-        for name, shape in shapes.items():
-            if not name.startswith("_"):
-                hist[name] = np.zeros(0, shape.dtype)
-        hist["perf/steps_per_second"] = np.zeros(0)
-        return hist
-
-    def _divergence_message(self, outputs, done, first, length, previous) -> str:
-        if first < length:
+    def _divergence_message(self, outputs, start, index, at_start) -> str:
+        """Why the run diverged: the objective at step ``start + index`` was not finite
+        (``index`` < the chunk's steps), or the update before it made the parameters
+        non-finite (``outputs`` has no row ``index``)."""
+        n = len(outputs.get("loss/total", ()))
+        if index < n:
             culprits = [
                 k
                 for k, v in outputs.items()
                 if k.startswith(("loss/", "prior/"))
                 and k != "loss/total"
-                and not np.isfinite(np.asarray(v)[first])
+                and not np.isfinite(np.asarray(v)[index])
             ]
-            what = f"the objective became non-finite at step {done + first} (terms "
+            what = f"the objective became non-finite at step {start + index} (terms "
             what += f"{culprits or ['loss/total']})"
-            if first == 0 and previous is None:
+            if at_start:
                 return (
                     f"{what}, at the parameters the run started from: they are returned "
                     "unchanged. Check init and the data for NaN or inf, and the forward "
@@ -485,7 +338,7 @@ class IterativeSolver:
                 )
         else:
             what = (
-                f"the update of step {done + length - 1} made the parameters (or their "
+                f"the update of step {start + index - 1} made the parameters (or their "
                 "objective) non-finite"
             )
         return (
@@ -493,63 +346,9 @@ class IterativeSolver:
             "learning rate, or check the forward model for log, sqrt or division at zero."
         )
 
-    def _last_finite(self, plan, mesh, data, chunk_input, bad, previous):
-        """The state whose parameters are the last with a finite objective, by replay.
 
-        ``bad`` is the index in the chunk of the first non-finite objective (the chunk's
-        length when the parameters after its last step are not finite): the parameters
-        before it come from ``bad - 1`` steps from the chunk's input, or, when the chunk's very
-        first objective is non-finite, from the previous chunk's input (``previous``). The
-        state's ``step`` counts the updates applied to those parameters.
-        """
-        if bad >= 1:
-            start, steps = chunk_input, bad - 1
-        elif previous is not None:
-            start, steps = previous[0], previous[1] - 1
-        else:  # the initial (or resumed) parameters: nothing earlier to return
-            start, steps = chunk_input, 0
-        return self._chunk(plan, steps, mesh)(start, data)[0] if steps else start
-
-    # ------------------------------------------------------------------ checkpoints
-    def _save(self, ckpt_dir, step, state, history, keep):
-        from calcil import checkpoint
-
-        # the history of the steps before the saved parameters (a resume recomputes the rest)
-        hist = {k: np.concatenate(v)[:step] for k, v in history.items()}
-        checkpoint.save(
-            ckpt_dir, step, state, extra={"history": hist, "solver": type(self).__name__}, keep=keep
-        )
-
-    def _restore(self, ckpt_dir, state, resume, checkpoint_every):
-        from calcil import checkpoint
-
-        newest = checkpoint.latest(ckpt_dir)
-        if newest is None:
-            return state, {}
-        if not resume:
-            if checkpoint_every:
-                raise ValueError(
-                    f"{ckpt_dir} already holds checkpoints (newest {newest.name}) and this run "
-                    "would overwrite them. Pass resume=True to continue that run, or choose a "
-                    "new log_dir (or delete the old checkpoints)."
-                )
-            return state, {}
-        state, extra = checkpoint.load(newest, target=state)
-        history = {k: [np.asarray(v)] for k, v in extra.get("history", {}).items()}
-        return state, history
-
-
+_POSITIONAL = ("self", "init", "data", "__class__")
 IterativeSolver.run.__doc__ = "Run ``iterations`` steps from ``init``.\n" + RUN_ARGS_DOC
-
-
-def _snapshot(history):
-    """A copy of the history lists as they are now (for a checkpoint written later)."""
-    return {k: [np.concatenate(v)] for k, v in history.items()}
-
-
-def _append(history, outputs, done, n, rate):
-    """Add the first ``n`` steps of a chunk to the history."""
-    history.setdefault("step", []).append(np.arange(done, done + n))
-    for name, v in outputs.items():
-        history.setdefault(name, []).append(np.asarray(v)[:n])
-    history.setdefault("perf/steps_per_second", []).append(np.full(n, rate))
+IterativeSolver.run_batch.__doc__ = (
+    "Run ``iterations`` steps of each of a batch of problems.\n" + RUN_BATCH_DOC
+)

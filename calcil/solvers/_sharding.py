@@ -132,8 +132,10 @@ def place_state(state, mesh):
 
 
 def shard_chunk(chunk, mesh):
-    """``chunk(state, data)`` under ``shard_map``: state replicated, data split by rows."""
-    return jax.shard_map(chunk, mesh=mesh, in_specs=(P(), P(AXIS)), out_specs=(P(), P()))
+    """``chunk(state, data, n, report)`` under ``shard_map``: state replicated, data split by
+    rows."""
+    specs = (P(), P(AXIS), P(), P())
+    return jax.shard_map(chunk, mesh=mesh, in_specs=specs, out_specs=(P(), P()))
 
 
 def reduce_loss_terms(loss, terms: dict, axis: str) -> dict:

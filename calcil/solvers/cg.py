@@ -23,6 +23,7 @@ class _Plan:
     tol: float
     fast: _fast_path.FastPath | None = None
     axis: str | None = None
+    real: str = "float32"
     fast_path: str = dataclasses.field(default="", compare=False)  # the outcome, for Result
 
 
@@ -113,7 +114,7 @@ class ConjugateGradient(IterativeSolver):
                 )
         self.objective = objective
 
-    def _prepare(self, init, data, batch_size, key, axis=None):
+    def _analyse(self, init, data, batch_size, axis=None):
         name = "ConjugateGradient"
         reject_batches(name, batch_size, "CG's conjugate directions belong to one fixed system")
         leaves, treedef = flatten_params(name, init)
@@ -129,19 +130,25 @@ class ConjugateGradient(IterativeSolver):
                 f"{affine_tolerance(leaves):.1g}). Use cc.ProximalGradient or "
                 "cc.GradientSolver for nonlinear models."
             )
-        fast, data, fast_path = _fast_path.resolve(
+        fast, fixed, fast_path = _fast_path.analyse(
             self.fast_path, self.objective, init, data, batch_size, axis
         )
-        real = real_dtype(leaves)
-        tol = self.tol if self.tol is not None else _DEFAULT_TOL[jnp.dtype(real).name]
-        zero = jnp.zeros((), real)
+        real = jnp.dtype(real_dtype(leaves)).name
+        tol = self.tol if self.tol is not None else _DEFAULT_TOL[real]
+        return _Plan(treedef, tol, fast, axis, real, fast_path), fixed
+
+    def _initial(self, plan, fixed, run, init, data, key):
+        zero = jnp.zeros((), plan.real)
         inner = {
-            "p": [jnp.zeros_like(x) for x in leaves],
+            "p": [jnp.zeros_like(x) for x in jax.tree_util.tree_leaves(init)],
             "rs": zero,
-            "cc": -jnp.ones((), real),  # |c|^2, computed at the first step
+            "cc": -jnp.ones((), plan.real),  # |c|^2, computed at the first step
             "curvature_max": zero,
         }
-        return _Plan(treedef, tol, fast, axis, fast_path), inner, data
+        fast_data = None
+        if plan.fast is not None:
+            fast_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
+        return inner, fast_data
 
     def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef

@@ -60,6 +60,7 @@ class _Plan:
     n_data: int | None
     fast: _fast_path.FastPath | None = None
     axis: str | None = None
+    dtypes: tuple[str, ...] = ()
     fast_path: str = dataclasses.field(default="", compare=False)  # the outcome, for Result
 
 
@@ -133,7 +134,7 @@ class GradientSolver(IterativeSolver):
         self._updates: dict = {}  # (labels, dtypes) -> the optax transformation of all leaves
 
     # ------------------------------------------------------------------ hooks
-    def _prepare(self, init, data, batch_size, key, axis=None):
+    def _analyse(self, init, data, batch_size, axis=None):
         assignment = match_groups(init, self.groups)
         paths = list(assignment)
         indices = tuple(
@@ -143,14 +144,20 @@ class GradientSolver(IterativeSolver):
         leaves, treedef = flatten_params("GradientSolver", init)
         batch_size, n_data = _check_batching(data, batch_size)
         self.objective.check_data(data)  # before anything is compiled
-        fast, data, fast_path = _fast_path.resolve(
+        fast, fixed, fast_path = _fast_path.analyse(
             self.fast_path, self.objective, init, data, batch_size, axis
         )
-        inner = {
-            "opt": self._update(indices, [x.dtype for x in leaves]).init(leaves),
-            "rng": jax.random.key(0) if key is None else key,
-        }
-        return _Plan(treedef, indices, batch_size, n_data, fast, axis, fast_path), inner, data
+        dtypes = tuple(jnp.dtype(x.dtype).name for x in leaves)
+        plan = _Plan(treedef, indices, batch_size, n_data, fast, axis, dtypes, fast_path)
+        return plan, fixed
+
+    def _initial(self, plan, fixed, run, init, data, key):
+        leaves = jax.tree_util.tree_leaves(init)
+        inner = {"opt": self._update(plan.indices, plan.dtypes).init(leaves), "rng": key}
+        fast_data = None
+        if plan.fast is not None:
+            fast_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
+        return inner, fast_data
 
     def _step(self, plan, params, inner, step, data, report):
         from optax import MaskedNode
@@ -178,7 +185,7 @@ class GradientSolver(IterativeSolver):
             full = [x if isinstance(m, MaskedNode) else m for m, x in pairs]
             return total(full, batch)[0]
 
-        tx = self._update(plan.indices, [x.dtype for x in leaves])
+        tx = self._update(plan.indices, plan.dtypes)
         updates, opt = tx.update(
             grads, inner["opt"], leaves, value=value, grad=grads, value_fn=value_fn
         )
@@ -210,7 +217,7 @@ class GradientSolver(IterativeSolver):
         for pattern, idx in zip(self.groups, indices, strict=True):
             for i in idx:
                 labels[i] = pattern
-        key = (tuple(labels), tuple(dtypes))
+        key = (tuple(labels), tuple(jnp.dtype(d).name for d in dtypes))
         if key not in self._updates:
             self._updates[key] = transformation(self.groups, self._transformations, *key)
         return self._updates[key]

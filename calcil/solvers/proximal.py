@@ -7,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from calcil._internal.integers import as_count
 from calcil.objective import Objective
@@ -38,6 +39,7 @@ class _Plan:
     backtracking: bool
     fast: _fast_path.FastPath | None = None
     axis: str | None = None
+    real: str = "float32"  # the dtype of the step size and momentum
     fast_path: str = dataclasses.field(default="", compare=False)  # the outcome, for Result
 
 
@@ -59,10 +61,11 @@ class ProximalGradient(IterativeSolver):
 
     Step size: ``step=`` fixes it. Otherwise ``s = 1 / (1.05 L)`` with ``L`` the largest
     eigenvalue of the Hessian of ``f`` at ``init`` (power iteration with Hessian-vector
-    products, on the device, once per run). For an L2-type loss (``L2``, ``WeightedL2``, their
-    non-negative weighted sums) and an affine forward model, that Hessian is ``A^H W A``
-    everywhere, so ``L`` is the Lipschitz constant of ``grad f`` and the fixed step is the
-    default (the forward model is tested for linearity on random directions).
+    products, on the device; a later run on the same data arrays reuses it). For an L2-type
+    loss (``L2``, ``WeightedL2``, their non-negative weighted sums) and an affine forward
+    model, that Hessian is ``A^H W A`` everywhere, so ``L`` is the Lipschitz constant of
+    ``grad f`` and the fixed step is the default (the forward model is tested for linearity
+    on random directions).
 
     Other losses (``Poisson``, ``Amplitude``) and nonlinear forward models default to
     backtracking (Beck and Teboulle 2009), inside the compiled step (``lax.while_loop``): each
@@ -141,7 +144,9 @@ class ProximalGradient(IterativeSolver):
         self.accelerated, self.restart = bool(accelerated), bool(restart)
         self.power_iterations, self.max_backtracks = power_iterations, max_backtracks
         self.growth = float(growth)
-        self._lipschitz = jax.jit(self._lipschitz_impl, static_argnums=(0, 1, 2))
+        self._estimators: dict = {}  # (plan, batched) -> compiled step-size estimate
+        self._estimate = None  # (key, arrays it was computed from, step size): the last one
+        self._prior_values: dict = {}
 
     # ------------------------------------------------------------------ pieces
     def _smooth(self, treedef, fast, leaves, data, axis=None):
@@ -175,45 +180,108 @@ class ProximalGradient(IterativeSolver):
         return out
 
     # ------------------------------------------------------------------ hooks
-    def _prepare(self, init, data, batch_size, key, axis=None):
+    def _analyse(self, init, data, batch_size, axis=None):
         name = "ProximalGradient"
         reject_batches(name, batch_size, "FISTA's momentum and step assume the full objective")
         leaves, treedef = flatten_params(name, init)
         self.objective.check_data(data)  # before anything is compiled
         prox = prior_leaves(self.objective, init, name)
-        for path, value in self.objective.prior_terms(init).items():
-            if not jnp.isfinite(value):
-                raise ValueError(
-                    f"{name}: the prior term {path!r} is {float(value)} at init: init violates "
-                    "a constraint. Start from a feasible point, e.g. "
-                    "init = {..., 'x': prior.project(x0)}."
-                )
         backtracking = self.backtracking
         if backtracking is None:
             backtracking = self.objective.loss.not_quadratic() is not None
             if not backtracking:
                 defect = affine_defect(self.objective.forward, treedef, leaves, data)
                 backtracking = not defect <= affine_tolerance(leaves)
-        fast, fast_data, fast_path = _fast_path.resolve(
+        fast, fixed, fast_path = _fast_path.analyse(
             self.fast_path, self.objective, init, data, batch_size, axis
         )
-        real = real_dtype(leaves)
+        real = jnp.dtype(real_dtype(leaves)).name
+        plan = _Plan(treedef, prox, bool(backtracking), fast, axis, real, fast_path)
+        return plan, fixed
+
+    def _run_constants(self, plan, fixed, init, data, batched):
+        """The first step size, checked feasibility of ``init`` (per run)."""
+        self._check_feasible(init, batched)
+        return {"step_size": self._step_size(plan, fixed, init, data, batched)}
+
+    def _check_feasible(self, init, batched):
+        if not self.objective.priors:
+            return
+        key = "batched" if batched else "single"
+        if key not in self._prior_values:
+            fn = self.objective.prior_terms
+            self._prior_values[key] = jax.jit(jax.vmap(fn) if batched else fn)
+        for path, value in jax.device_get(self._prior_values[key](init)).items():
+            if not np.all(np.isfinite(value)):
+                raise ValueError(
+                    f"ProximalGradient: the prior term {path!r} is {value} at init: init "
+                    "violates a constraint. Start from a feasible point, e.g. "
+                    "init = {..., 'x': prior.project(x0)}."
+                )
+
+    def _step_size(self, plan, fixed, init, data, batched):
+        """``1 / (1.05 L)`` (``L`` by power iteration, reused while the data, and with
+        backtracking the init, are the same arrays), or the given step; with backtracking
+        divided by ``growth`` (the first iteration tries ``growth`` times it)."""
+        real = jnp.dtype(plan.real)
+        problems = jax.tree_util.tree_leaves(init)[0].shape[:1] if batched else ()
         if self.step is not None:
-            s = jnp.asarray(self.step, real)
+            s = jnp.full(problems, self.step, real)
         else:
-            iterations = min(self.power_iterations, 10) if backtracking else self.power_iterations
-            v0 = random_like(leaves)
-            lip = self._lipschitz(treedef, fast, iterations, leaves, fast_data, v0).astype(real)
-            s = jnp.where(jnp.isfinite(lip) & (lip > 0), 1 / (SAFETY * lip), 1).astype(real)
-        if backtracking:  # the first iteration tries growth * step_size: exactly s
+            watched = jax.tree_util.tree_leaves(data)
+            if plan.backtracking:
+                watched += jax.tree_util.tree_leaves(init)
+            immutable = all(isinstance(x, jax.Array) for x in watched)
+            key = (plan, batched, tuple(map(id, watched)))
+            cached = self._estimate
+            if immutable and cached is not None and cached[0] == key:
+                s = cached[2]
+            else:
+                s = self._estimator(plan, batched)(fixed, init, data).astype(real)
+                # holding the arrays keeps their ids from being reused by others
+                self._estimate = (key, watched, s) if immutable else None
+        if plan.backtracking:  # the first iteration tries growth * step_size: exactly s
             s = (s / self.growth).astype(real)
+        return s
+
+    def _estimator(self, plan, batched):
+        """``(fixed, init, data) -> 1 / (1.05 L)`` compiled once per plan (and batching)."""
+        key = (plan, batched)
+        if key not in self._estimators:
+            iterations = min(self.power_iterations, 10) if plan.backtracking else None
+            iterations = iterations or self.power_iterations
+
+            def estimate(fixed, init, data, v0):
+                leaves = jax.tree_util.tree_leaves(init)
+                if plan.fast is not None:
+                    data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
+                lip = self._lipschitz_impl(plan.treedef, plan.fast, iterations, leaves, data, v0)
+                lip = lip.astype(plan.real)
+                return jnp.where(jnp.isfinite(lip) & (lip > 0), 1 / (SAFETY * lip), 1)
+
+            if batched:
+                estimate = jax.vmap(estimate, in_axes=(None, 0, 0, 0))
+            compiled = jax.jit(estimate)
+
+            def run(fixed, init, data):
+                return compiled(fixed, init, data, random_like(jax.tree_util.tree_leaves(init)))
+
+            self._estimators[key] = run
+        return self._estimators[key]
+
+    def _initial(self, plan, fixed, run, init, data, key):
+        leaves = jax.tree_util.tree_leaves(init)
+        real = jnp.dtype(plan.real)
         inner = {
             "x_prev": [jnp.array(x) for x in leaves],
             "t": jnp.ones((), real),
-            "step_size": s,
+            "step_size": jnp.asarray(run["step_size"], real),
             "value_prev": jnp.full((), jnp.inf, real),
         }
-        return _Plan(treedef, prox, bool(backtracking), fast, axis, fast_path), inner, fast_data
+        fast_data = None
+        if plan.fast is not None:
+            fast_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
+        return inner, fast_data
 
     def _search(self, plan, f, point, s0):
         """Backtracking from ``point``: ``(s, z, backtracks, ok)``, halving ``s`` from ``s0``.

@@ -17,6 +17,7 @@ import optax
 
 import calcil as cc
 from calcil.solvers import _sharding
+from calcil.solvers._chunk import initial_state
 
 sys.path.insert(0, str(Path(__file__).parent))
 from sharded_problem import problem
@@ -48,11 +49,7 @@ def _compiled_chunk_text(solver, init, data) -> str:
     """The optimised HLO of the solver's one compiled chunk, sharded over all devices."""
     (chunk,) = solver._compiled.values()
     mesh, _ = _sharding.make_mesh(jax.devices())
-    state = {
-        "params": init,
-        "inner": solver._prepare(init, data, None, None, "data")[1],
-        "step": jnp.zeros((), jnp.int32),
-    }
+    state = initial_state(init, solver._prepare(init, data, None, None, "data")[1], 0)
     state, data = _sharding.place_state(state, mesh), _sharding.place_data(data, mesh)
     return chunk.lower(state, data).compile().as_text()
 
