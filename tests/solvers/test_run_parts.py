@@ -203,3 +203,80 @@ def test_checkpointer_saves_anchors_and_refuses_to_overwrite(tmp_path):
     assert history["loss/total"].tolist() == [0.0, 1.0, 2.0, 3.0]  # the steps before step 4
     with pytest.raises(ValueError, match="already holds checkpoints"):
         Checkpointer(tmp_path, every=2, keep=2, solver="Test").restore(state, resume=False)
+
+
+# ---------------------------------------------------------------- repeated runs and the pipeline
+
+
+def test_repeated_runs_trace_and_analyse_once(monkeypatch):
+    solver = cc.GradientSolver(
+        cc.Objective(lambda p, b: 2 * p["x"], cc.losses.L2("y"), priors={"x": cc.priors.TV()}),
+        optimizer=optax.adam(0.1),
+    )
+    analysed = []
+    original = solver._analyse
+    monkeypatch.setattr(solver, "_analyse", lambda *a: analysed.append(1) or original(*a))
+    init, data = {"x": jnp.zeros((8, 8))}, {"y": jnp.ones((8, 8))}
+    for iterations, log_every in [(10, 5), (20, 7), (30, 30), (1, 1)]:
+        solver.run(init, data, iterations=iterations, log_every=log_every, progress=False)
+    assert solver.traces == 1 and len(analysed) == 1
+    solver.run({"x": jnp.zeros((4, 4))}, {"y": jnp.ones((4, 4))}, iterations=2, progress=False)
+    assert solver.traces == 2 and len(analysed) == 2  # new shapes: a new plan
+
+
+A = cc.operators.Convolve(jnp.ones((3, 3)) / 9, (8, 8))
+
+
+def test_fista_reuses_its_step_size_estimate_for_the_same_data():
+    obj = cc.Objective(lambda p, b: A(p["x"]), cc.losses.L2("y"), priors={"x": cc.priors.L1()})
+    solver = cc.ProximalGradient(obj)
+    init, data = {"x": jnp.zeros((8, 8))}, {"y": jnp.ones((8, 8))}
+    first = solver.run(init, data, iterations=3, progress=False)
+    estimate = solver._estimate[2]
+    solver.run({"x": jnp.ones((8, 8))}, data, iterations=3, progress=False)
+    assert solver._estimate[2] is estimate  # same data arrays: the same estimate
+    solver.run(init, {"y": 2 * jnp.ones((8, 8))}, iterations=3, progress=False)
+    assert solver._estimate[2] is not estimate
+    np.testing.assert_allclose(first.history["fista/step_size"][0], 1 / 1.05, rtol=1e-3)
+
+
+def test_the_next_chunk_is_dispatched_before_the_previous_one_is_read(monkeypatch):
+    from calcil.solvers import _pipeline
+
+    events = []
+    solver = sgd_solver(0.1)
+    init, data = {"x": jnp.zeros(2)}, {"y": jnp.array([2.0, 4.0])}
+    solver.run(init, data, iterations=1, progress=False)
+    (program,) = solver._compiled.values()
+    call, read = type(program).__call__, _pipeline.RunLoop._read
+    monkeypatch.setattr(type(program), "__call__", lambda *a: events.append("dispatch") or call(*a))
+    monkeypatch.setattr(_pipeline.RunLoop, "_read", lambda *a: events.append("read") or read(*a))
+    seen = []
+    solver.run(
+        init, data, iterations=4, log_every=1, progress=False,
+        callbacks=[lambda step, params, terms: seen.append((step, float(params["x"][0])))],
+    )  # fmt: skip
+    assert events == [
+        "dispatch",
+        "dispatch",
+        "read",
+        "dispatch",
+        "read",
+        "dispatch",
+        "read",
+        "read",
+    ]
+    # callbacks see the parameters of their own step, not those of the chunk in flight
+    np.testing.assert_allclose([x for _, x in seen], [0.2, 0.38, 0.542, 0.6878], rtol=1e-6)
+    assert [s for s, _ in seen] == [1, 2, 3, 4]
+
+
+def test_tol_stops_after_the_chunk_in_flight():
+    solver = sgd_solver(0.5)
+    result = solver.run(
+        {"x": jnp.zeros(2)}, {"y": jnp.array([2.0, 4.0])}, iterations=1000, log_every=10, tol=1e-6,
+        progress=False,
+    )  # fmt: skip
+    assert result.status == "converged"
+    at = int(result.message.rsplit("step ", 1)[1])  # the log point where the change was small
+    assert result.steps == at + 10  # the chunk dispatched before that log point was read
