@@ -59,10 +59,13 @@ RUN_ARGS_DOC = """
             resume: continue from the newest checkpoint in ``log_dir`` (a fresh start when
                 there is none); the run then reproduces the uninterrupted one.
             callbacks: functions ``callback(step, params, terms)`` called at log points with the
-                number of steps taken, the current parameters and the last step's terms (floats).
+                number of steps taken, the parameters after that step (a copy: the next chunk
+                is already running) and the last step's terms (floats).
             tol: stop as ``"converged"`` when the objective changes by less than ``tol``
-                (relative) between two log points.
-            max_time: stop as ``"max_time"`` after this many seconds (checked at log points).
+                (relative) between two log points; the chunk already dispatched then is
+                completed and recorded (one chunk of lag).
+            max_time: stop as ``"max_time"`` after this many seconds (checked before each
+                chunk is dispatched).
             progress: show a tqdm progress bar when the output is a terminal or a notebook.
             devices: run on these devices (a list of ``jax.Device``): one device runs there;
                 several split the leading (measurement) axis of every ``data`` leaf evenly

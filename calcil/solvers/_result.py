@@ -26,6 +26,10 @@ class Result:
             ``"stalled"`` (the solver can make no progress at this precision: see
             :class:`~calcil.ConjugateGradient`).
         steps: steps taken in total (including those before a resume).
+
+        From ``run_batch``, ``params`` keep the problem axis, ``history`` values are
+        ``(steps, problems)`` (NaN after a problem stopped), and ``status`` and ``steps`` are
+        lists with one entry per problem.
         message: a sentence on why the run stopped.
         fast_path: whether the least-squares fast path evaluated the data term
             (``"used: ..."``, naming the factor ``B`` of ``A = U B``) or why not
