@@ -21,6 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from calcil.solvers._chunk import initial_state
+
 
 def scaled_rounds(rounds: int, minimum: int = 3) -> int:
     """``rounds`` scaled by ``CALCIL_BENCH_ROUNDS``, at least ``minimum``."""
@@ -99,13 +101,34 @@ def memory_info(fn, args) -> dict:
     return {"peak_bytes": peak - parts["alias_bytes"], **parts}
 
 
+def solver_memory_info(solver, init, data, problems: int | None = None) -> dict:
+    """:func:`memory_info` of the one chunk ``solver`` compiled for ``init`` and
+    ``data``, called with the state a run starts from (``initial_state``) and the data its
+    steps see (``solver._prepare``: the fast path's precomputed data). With ``problems``,
+    ``init`` and ``data`` carry a leading problem axis (``run_batch``): each problem is
+    prepared alone and the parts stacked. Lowering reuses the chunk's trace."""
+    (program,) = solver._compiled.values()
+    if problems is None:
+        _, inner, seen = solver._prepare(init, data, None, None)
+        state = initial_state(init, inner, 0)
+    else:
+
+        def problem(tree, b):
+            return jax.tree_util.tree_map(lambda a: a[b], tree)
+
+        parts = [
+            solver._prepare(problem(init, b), problem(data, b), None, None)[1:]
+            for b in range(problems)
+        ]
+        inner, seen = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *parts)
+        zeros = jnp.zeros((problems,), jnp.int32)
+        state = initial_state(init, inner, zeros, zeros)
+    return memory_info(program, (state, seen))
+
+
 def solver_peak_bytes(solver, init, data) -> int:
-    """Peak bytes (:func:`memory_info`) of the chunk a solver compiled for ``init`` and ``data``:
-    its one compiled chunk, called with the state and the data its steps see."""
-    (chunk,) = solver._compiled.values()
-    _, inner, seen = solver._prepare(init, data, None, None, None)
-    state = {"params": init, "inner": inner, "step": jnp.zeros((), jnp.int32)}
-    return memory_info(chunk, (state, seen))["peak_bytes"]
+    """Peak bytes (:func:`memory_info`) of the chunk a solver compiled for ``init`` and ``data``."""
+    return solver_memory_info(solver, init, data)["peak_bytes"]
 
 
 def time_runs(benchmark, fn, rounds, iterations, peak_bytes, solver=None) -> None:

@@ -54,8 +54,9 @@ Groups, each timed beside hand-written JAX in the same run (``report.py`` gives 
   hand-written scan) for the record; what they are for is ``extra_info``: ``peak_bytes``
   (argument + output + temp - alias, from XLA's ``memory_analysis()``, see
   ``conftest.memory_info``) and its parts, ``alias_bytes`` being what donation gives back.
-  calcil's figure is its compiled chunk's (:func:`chunk_memory`), the hand-written one the
-  whole jitted scan's. Two sizes, so that ``report.py --scaling`` prints the peaks.
+  calcil's figure is its compiled chunk's (``conftest.solver_memory_info``), the
+  hand-written one the whole jitted scan's. Two sizes, so that ``report.py --scaling``
+  prints the peaks.
 
 Rows in later blocks of ``run-log-every-512`` and ``run-batch-256`` also record figures over
 the blocks timed so far, pooled per impl (``ratio_to_one_chunk``, ``log_point_ms``,
@@ -80,11 +81,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import circular_spectrum, memory_info, scaled_rounds, time_runs
+from conftest import circular_spectrum, memory_info, scaled_rounds, solver_memory_info, time_runs
 from test_solver import NOISE, make_hand_solve, make_solver
 
 import calcil as cc
-from calcil.solvers._chunk import CAPACITY, initial_state
+from calcil.solvers._chunk import CAPACITY
 
 FIXED_N = 64
 FIXED_ROUNDS_PER_BLOCK = 250
@@ -144,31 +145,6 @@ class Deconvolution:
         one.problems, one.y, one.x0 = None, self.y[0], self.x0[0]
         one.init, one.data = {"x": one.x0}, {"y": one.y}
         return one
-
-
-def chunk_memory(solver, init, data, problems: int | None = None) -> dict:
-    """:func:`conftest.memory_info` of the one chunk ``solver`` compiled for ``init`` and
-    ``data``, called with the state a run starts from (``initial_state``) and the data its
-    steps see (``solver._prepare``: the fast path's precomputed data). With ``problems``,
-    ``init`` and ``data`` carry a leading problem axis (``run_batch``): each problem is
-    prepared alone and the parts stacked. Lowering reuses the chunk's trace."""
-    (program,) = solver._compiled.values()
-    if problems is None:
-        _, inner, seen = solver._prepare(init, data, None, None)
-        state = initial_state(init, inner, 0)
-    else:
-
-        def problem(tree, b):
-            return jax.tree_util.tree_map(lambda a: a[b], tree)
-
-        parts = [
-            solver._prepare(problem(init, b), problem(data, b), None, None)[1:]
-            for b in range(problems)
-        ]
-        inner, seen = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *parts)
-        zeros = jnp.zeros((problems,), jnp.int32)
-        state = initial_state(init, inner, zeros, zeros)
-    return memory_info(program, (state, seen))
 
 
 def assert_close(x, ref, rtol=1e-3):
@@ -290,7 +266,7 @@ class LogEvery:
         err = float(jnp.linalg.norm(x_jax - p.x_true))
         assert err < float(jnp.linalg.norm(p.y - p.x_true)), err
         self.peak = {
-            "calcil": chunk_memory(self.solver, p.init, p.data)["peak_bytes"],
+            "calcil": solver_memory_info(self.solver, p.init, p.data)["peak_bytes"],
             "jax": memory_info(self.hand, (p.x0, p.K, p.y))["peak_bytes"],
         }
         assert self.solver.traces == 1, self.solver.traces
@@ -396,7 +372,7 @@ class Batch:
         # the problems differ
         assert float(jnp.abs(x_jax[0] - x_jax[1]).max()) > 0
         self.peak = {
-            "calcil": chunk_memory(self.solver, p.init, p.data, BATCH_PROBLEMS)["peak_bytes"],
+            "calcil": solver_memory_info(self.solver, p.init, p.data, BATCH_PROBLEMS)["peak_bytes"],
             "jax": memory_info(self.hand, (p.x0, p.K, p.y))["peak_bytes"],
         }
         assert self.solver.traces == 1, self.solver.traces
@@ -482,7 +458,7 @@ class Memory:
         x_jax, _ = self.run_jax()
         assert_close(result.params["x"], x_jax)
         self.memory = {
-            "calcil": chunk_memory(self.solver, p.init, p.data),
+            "calcil": solver_memory_info(self.solver, p.init, p.data),
             "jax": memory_info(self.hand, (p.x0, p.K, p.y)),
         }
         assert self.solver.traces == 1, self.solver.traces

@@ -13,7 +13,7 @@ def test_first_shell_block_holds_the_two_setup_commands():
     lines = [line for line in body.splitlines() if line.strip() and not line.startswith("#")]
     assert lines == [
         "pip install . && python -m calcil demo",
-        'pip install ".[dev]" && python -m pytest',
+        'pip install ".[dev]" && python -m pytest -n 2',
     ]
 
 

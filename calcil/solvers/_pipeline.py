@@ -156,6 +156,8 @@ class RunLoop:
         self.steps = np.full(np.shape(state["halt"]), done)
         self.statuses = np.full(np.shape(state["halt"]), "", object)
         self.notes = []
+        if self.batched and done:
+            self._stopped_before(state)
         try:
             state, done = self._loop(state, done)
             state = self._finish(state, done)
@@ -197,13 +199,13 @@ class RunLoop:
             now = time.perf_counter()
             rate = read.steps / max(now - last_read, 1e-9)
             last_read = now
-            done, halted_all = self._record(flight, read, rate, state)
+            done, halted_all = self._record(flight, read, rate)
             if halted_all:
                 return state, done
             if self.status == "converged":
                 launching = False
 
-    def _record(self, flight: _Flight, read: _Read, rate: float, state):
+    def _record(self, flight: _Flight, read: _Read, rate: float):
         """Hooks for one chunk read back; ``(steps done, every problem stopped)``."""
         chunk, ckpt = flight.chunk, self.ckpt
         outputs = read.outputs
@@ -253,6 +255,22 @@ class RunLoop:
             if message is not None and self.status == "max_iterations":
                 self.status, self.message = "converged", message
         return done, False
+
+    def _stopped_before(self, state):
+        """A resumed batch: the problems that had stopped before its checkpoint."""
+        halt, steps = jax.device_get((state["halt"], state["step"]))
+        history = self.history.arrays()
+        for (b,) in _problems(halt != 0, True):
+            code, step = int(halt[b]), int(steps[b])
+            self.steps[b] = step
+            if code < 0:
+                self.statuses[b] = "diverged"
+                self.notes.append(((b,), f"diverged at step {step}, before the resumed run"))
+            else:
+                at = {k: float(v[step, b]) for k, v in history.items() if len(v) > step}
+                self.statuses[b], message = self.solver._stop_reason(code, step, at)
+                self.notes.append(((b,), message))
+        self.stopped = halt != 0
 
     def _halted(self, b, chunk: Chunk, read: _Read):
         """Problem ``b`` (``()`` for one problem) stopped in ``chunk``."""

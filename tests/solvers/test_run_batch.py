@@ -157,3 +157,15 @@ def test_problems_of_different_counts_are_a_clear_error():
     solver = cc.GradientSolver(deconvolution(), optimizer=optax.adam(0.05))
     with pytest.raises(ValueError, match=r"same length .* init\['x'\]: 3, data\['y'\]: 2"):
         solver.run_batch({"x": jnp.zeros((3, N, N))}, {"y": measurements(2)}, iterations=2)
+
+
+def test_a_resumed_batch_remembers_the_problems_that_had_stopped(tmp_path):
+    obj = cc.Objective(lambda p, b: p["x"], cc.losses.L2("y"), priors={"x": BlowUp()})
+    solver = cc.GradientSolver(obj, optimizer=optax.sgd(3.0))
+    init, data = {"x": jnp.array([[1.0], [0.5]])}, {"y": jnp.array([[0.0], [0.5]])}
+    common = {"log_every": 5, "checkpoint_every": 10, "log_dir": tmp_path, "progress": False}
+    solver.run_batch(init, data, iterations=10, **common)
+    resumed = solver.run_batch(init, data, iterations=20, resume=True, **common)
+    assert resumed.status == ["diverged", "max_iterations"] and resumed.steps == [4, 20]
+    np.testing.assert_allclose(resumed.params["x"].ravel(), [-8.0, 0.5])
+    assert "problem 0: diverged at step 4, before the resumed run" in resumed.message
