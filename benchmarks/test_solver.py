@@ -16,8 +16,9 @@ Group ``solver-tvdeconv-512``, three implementations timed in the same run:
   kernel spectrum ``K`` precomputed by hand, the TV uses ``jnp.diff(..., append=...)``. It
   returns the final ``x`` and the per-step losses.
 - ``impl="calcil"``: ``cc.GradientSolver(obj, optimizer=optax.adam(1e-2)).run(..., iterations=300,
-  log_every=50, progress=False)``: six compiled 50-step chunks with the history read back after
-  each. The solver is warmed by one run first; it compiles its chunk once and reuses it.
+  log_every=50, progress=False)``: six 50-step chunks of one compiled program, the history
+  read back after each while the next one runs. The solver is warmed by one run first; it
+  compiles its chunk once and reuses it.
 - ``impl="calcil-logging"``: the same with ``log_dir=`` a fresh directory per run (TensorBoard
   event files written every 50 steps; creating the files is part of the cost).
 
