@@ -36,6 +36,7 @@ class AppliedOperator:
 
     index: int
     operator: LinearOperator
+    built_inside: bool = False  # built by ``fn`` (from its other arguments), not closed over
 
 
 def applied_operator(fn, params, *args) -> AppliedOperator | str:
@@ -44,7 +45,9 @@ def applied_operator(fn, params, *args) -> AppliedOperator | str:
     ``fn(params, *args)`` qualifies when it returns ``A(leaf)`` for a linear calcil operator
     ``A`` that does not depend on ``params`` (a composition of several applied in turn counts:
     ``B(A(x))`` is ``(B @ A)(x)``). ``A`` may be built inside ``fn`` from ``args`` (a measured
-    PSF in the batch), but not from ``params`` (blind deconvolution: then ``fn`` is not linear).
+    PSF in the batch: the result's ``built_inside`` is then true, and ``A`` holds the values
+    of these ``args``), but not from ``params`` (blind deconvolution: then ``fn`` is not
+    linear).
 
     ``fn`` is first traced abstractly (``jax.eval_shape``: nothing is computed). Only when the
     operator found there is built inside ``fn`` is ``fn`` evaluated once, under ``jax.jvp``
@@ -84,6 +87,8 @@ def applied_operator(fn, params, *args) -> AppliedOperator | str:
     jax.jvp(lambda ls: probe(ls, *args), (leaves,), (tangents,))
     if isinstance(found[-1], AppliedOperator) and _traced(found[-1].operator):
         return "the operator is built from the variables (the forward model is not linear in them)"
+    if isinstance(found[-1], AppliedOperator):
+        return dataclasses.replace(found[-1], built_inside=True)
     return found[-1]
 
 

@@ -40,6 +40,7 @@ class FastPath:
     index: int
     term: str
     dtype: str  # of the residual B x - U^H y
+    from_data: bool = False  # A is built by the forward model from the data
 
 
 def _least_squares(loss):
@@ -80,7 +81,7 @@ def _find(objective, init, data, batch_size):
         f"used: loss/{loss.name} = 0.5 ||B x - U^H y||^2 on {path!r} with U^H y computed "
         f"once, B = {factors.B!r} (A = {operator!r})"
     )
-    fast = FastPath(found.index, f"loss/{loss.name}", jnp.dtype(residual).name)
+    fast = FastPath(found.index, f"loss/{loss.name}", jnp.dtype(residual).name, found.built_inside)
     return fast, fixed, description
 
 
@@ -88,11 +89,15 @@ def _leaf_dtype(tree, index):
     return jnp.result_type(jax.tree_util.tree_leaves(tree)[index])
 
 
-def analyse(enabled: bool, objective, init, data, batch_size, axis=None):
-    """``(FastPath or None, factors or None, outcome)`` for the shapes of ``init`` and
-    ``data``; the outcome is a sentence for :attr:`calcil.Result.fast_path` (``"used: ..."``
-    or ``"not used: ..."``). :func:`fast_data` turns the factors and a run's data into what
-    the steps see."""
+def analyse(enabled: bool, objective, init, data, batch_size, axis=None, batched=False):
+    """``(FastPath or None, factors or None, outcome)``; the outcome is a sentence for
+    :attr:`calcil.Result.fast_path` (``"used: ..."`` or ``"not used: ..."``).
+    :func:`fast_data` turns the factors and a run's data into what the steps see.
+
+    The factors hold for every run of these shapes when ``A`` is closed over by the forward
+    model; when the forward model builds ``A`` from the data (``FastPath.from_data``), they
+    hold for these data only. With ``batched`` (one problem of a ``run_batch``, standing for
+    all), such an ``A`` differs between problems and the fast path is not used."""
     if not enabled:
         return None, None, "not used: fast_path=False"
     if axis is not None:
@@ -100,6 +105,15 @@ def analyse(enabled: bool, objective, init, data, batch_size, axis=None):
     fast, fixed, outcome = _find(objective, init, data, batch_size)
     if fast is None:
         return None, None, f"not used: {outcome}"
+    if batched and fast.from_data:
+        return (
+            None,
+            None,
+            (
+                "not used: the forward model builds the operator from the data, which differs "
+                "between the problems of run_batch"
+            ),
+        )
     return fast, fixed, outcome
 
 

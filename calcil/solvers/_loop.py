@@ -151,6 +151,17 @@ class _Setup:
     fixed: Any
     program: ChunkProgram
     initial: Callable
+    watched: list | None = None  # the data the constants were computed from, when they depend
+
+    def valid_for(self, data) -> bool:
+        """Whether the constants hold for ``data``: always, or for the same (immutable)
+        arrays they were computed from."""
+        if self.watched is None:
+            return True
+        leaves = jax.tree_util.tree_leaves(data)
+        return len(leaves) == len(self.watched) and all(
+            isinstance(a, jax.Array) and a is b for a, b in zip(leaves, self.watched, strict=True)
+        )
 
 
 class IterativeSolver:
@@ -159,14 +170,16 @@ class IterativeSolver:
     def __init__(self):
         self._setups: dict = {}  # signature -> _Setup
         self._compiled: dict = {}  # (plan, mesh, batched) -> ChunkProgram
+        self._starts: dict = {}  # (plan, mesh, batched) -> compiled initial state
         self.traces = 0  # how often a chunk was traced (compiled): for tests and benchmarks
 
     # ------------------------------------------------------------------ subclass hooks
-    def _analyse(self, init, data, batch_size, axis) -> tuple[Any, Any]:
+    def _analyse(self, init, data, batch_size, axis, batched=False) -> tuple[Any, Any]:
         """Validate the problem's structure; return ``(plan, fixed)``: hashable static choices
         and a pytree of constants that depend only on them (both reused by every run of these
         shapes). ``axis`` is ``None`` on one device; on several it names the mesh axis the
-        data is split over (``_step`` must reduce its data terms over it)."""
+        data is split over (``_step`` must reduce its data terms over it). With ``batched``,
+        ``init`` and ``data`` are one problem of a ``run_batch``, standing for all."""
         raise NotImplementedError
 
     def _run_constants(self, plan, fixed, init, data, batched: bool):
@@ -204,15 +217,32 @@ class IterativeSolver:
 
     # ------------------------------------------------------------------ setup (cached)
     def _setup(self, init, data, batch_size, axis, mesh, problems) -> _Setup:
+        """The plan, constants and programs for these shapes: analysed once, reused by
+        later runs. When the forward model builds its operator from the data (the fast
+        path's factors then hold for these data only), the analysis is reused for the same
+        data arrays only."""
         batched = problems is not None
         key = (_signature(init), _signature(data), batch_size, axis, mesh, problems)
-        if key in self._setups:
-            return self._setups[key]
+        setup = self._setups.get(key)
+        if setup is not None and not setup.valid_for(data):
+            setup = None
+        if setup is not None:
+            return setup
         one = (lambda t: jax.tree_util.tree_map(lambda x: x[0], t)) if batched else (lambda t: t)
-        plan, fixed = self._analyse(one(init), one(data), batch_size, axis)
+        plan, fixed = self._analyse(one(init), one(data), batch_size, axis, batched)
         program_key = (plan, mesh, batched)
         if program_key not in self._compiled:
             self._compiled[program_key] = ChunkProgram(self, plan, mesh, batched)
+            self._starts[program_key] = self._start_program(plan, batched)
+        fast = getattr(plan, "fast", None)
+        watched = jax.tree_util.tree_leaves(data) if fast is not None and fast.from_data else None
+        setup = _Setup(plan, fixed, self._compiled[program_key], self._starts[program_key], watched)
+        self._setups[key] = setup
+        return setup
+
+    def _start_program(self, plan, batched):
+        """``(fixed, run, init, data, key) -> (state, fast data)`` compiled: the initial state
+        (every buffer the run's own, so the chunk may take it over) and the steps' data."""
 
         def start(fixed, run, init, data, key):
             inner, fast_data = self._initial(plan, fixed, run, init, data, key)
@@ -228,9 +258,7 @@ class IterativeSolver:
 
         if batched:
             start = jax.vmap(start, in_axes=(None, 0, 0, 0, 0))
-        setup = _Setup(plan, fixed, self._compiled[program_key], jax.jit(start))
-        self._setups[key] = setup
-        return setup
+        return jax.jit(start)
 
     # ------------------------------------------------------------------ run
     def run(

@@ -114,7 +114,7 @@ class ConjugateGradient(IterativeSolver):
                 )
         self.objective = objective
 
-    def _analyse(self, init, data, batch_size, axis=None):
+    def _analyse(self, init, data, batch_size, axis=None, batched=False):
         name = "ConjugateGradient"
         reject_batches(name, batch_size, "CG's conjugate directions belong to one fixed system")
         leaves, treedef = flatten_params(name, init)
@@ -131,7 +131,7 @@ class ConjugateGradient(IterativeSolver):
                 "cc.GradientSolver for nonlinear models."
             )
         fast, fixed, fast_path = _fast_path.analyse(
-            self.fast_path, self.objective, init, data, batch_size, axis
+            self.fast_path, self.objective, init, data, batch_size, axis, batched
         )
         real = jnp.dtype(real_dtype(leaves)).name
         tol = self.tol if self.tol is not None else _DEFAULT_TOL[real]

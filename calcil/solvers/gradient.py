@@ -134,7 +134,7 @@ class GradientSolver(IterativeSolver):
         self._updates: dict = {}  # (labels, dtypes) -> the optax transformation of all leaves
 
     # ------------------------------------------------------------------ hooks
-    def _analyse(self, init, data, batch_size, axis=None):
+    def _analyse(self, init, data, batch_size, axis=None, batched=False):
         assignment = match_groups(init, self.groups)
         paths = list(assignment)
         indices = tuple(
@@ -145,7 +145,7 @@ class GradientSolver(IterativeSolver):
         batch_size, n_data = _check_batching(data, batch_size)
         self.objective.check_data(data)  # before anything is compiled
         fast, fixed, fast_path = _fast_path.analyse(
-            self.fast_path, self.objective, init, data, batch_size, axis
+            self.fast_path, self.objective, init, data, batch_size, axis, batched
         )
         dtypes = tuple(jnp.dtype(x.dtype).name for x in leaves)
         plan = _Plan(treedef, indices, batch_size, n_data, fast, axis, dtypes, fast_path)

@@ -180,7 +180,7 @@ class ProximalGradient(IterativeSolver):
         return out
 
     # ------------------------------------------------------------------ hooks
-    def _analyse(self, init, data, batch_size, axis=None):
+    def _analyse(self, init, data, batch_size, axis=None, batched=False):
         name = "ProximalGradient"
         reject_batches(name, batch_size, "FISTA's momentum and step assume the full objective")
         leaves, treedef = flatten_params(name, init)
@@ -193,7 +193,7 @@ class ProximalGradient(IterativeSolver):
                 defect = affine_defect(self.objective.forward, treedef, leaves, data)
                 backtracking = not defect <= affine_tolerance(leaves)
         fast, fixed, fast_path = _fast_path.analyse(
-            self.fast_path, self.objective, init, data, batch_size, axis
+            self.fast_path, self.objective, init, data, batch_size, axis, batched
         )
         real = jnp.dtype(real_dtype(leaves)).name
         plan = _Plan(treedef, prox, bool(backtracking), fast, axis, real, fast_path)

@@ -280,3 +280,31 @@ def test_tol_stops_after_the_chunk_in_flight():
     assert result.status == "converged"
     at = int(result.message.rsplit("step ", 1)[1])  # the log point where the change was small
     assert result.steps == at + 10  # the chunk dispatched before that log point was read
+
+
+def test_an_operator_built_from_the_data_is_analysed_again_for_new_data():
+    """The fast path's factors of a Convolve built from data['psf'] hold for that psf only."""
+
+    def forward(p, b):
+        return cc.operators.Convolve(b["psf"], (8, 8))(p["x"])
+
+    obj = cc.Objective(forward, cc.losses.L2("y"))
+    rng = np.random.default_rng(3)
+    y = jnp.asarray(rng.standard_normal((8, 8)), jnp.float32)
+    psfs = [jnp.ones((3, 3)) / 9, jnp.asarray(rng.random((3, 3)), jnp.float32)]
+    fast, slow = (cc.GradientSolver(obj, optimizer=optax.adam(0.1), fast_path=f) for f in (1, 0))
+    for psf in psfs + psfs[:1]:
+        data = {"psf": psf, "y": y}
+        a = fast.run({"x": jnp.zeros((8, 8))}, data, iterations=20, progress=False)
+        b = slow.run({"x": jnp.zeros((8, 8))}, data, iterations=20, progress=False)
+        assert a.fast_path.startswith("used")
+        np.testing.assert_allclose(a.params["x"], b.params["x"], rtol=1e-4, atol=1e-5)
+    assert fast.traces == 1  # the same plan: one program
+    batch = fast.run_batch(
+        {"x": jnp.zeros((2, 8, 8))}, {"psf": jnp.stack(psfs), "y": jnp.stack([y, y])},
+        iterations=20, progress=False,
+    )  # fmt: skip
+    assert "differs between the problems" in batch.fast_path
+    for i, psf in enumerate(psfs):
+        alone = slow.run({"x": jnp.zeros((8, 8))}, {"psf": psf, "y": y}, iterations=20)
+        np.testing.assert_allclose(batch.params["x"][i], alone.params["x"], rtol=1e-4, atol=1e-5)
