@@ -117,8 +117,11 @@ def analyse(enabled: bool, objective, init, data, batch_size, axis=None, batched
     return fast, fixed, outcome
 
 
-def fast_data(objective, fast: FastPath, fixed, data) -> dict:
-    """``{"B": B, "Uy": U^H y, "scale": s}``: the data the steps see (traceable)."""
+def fast_data(objective, fast: FastPath | None, fixed, data) -> dict | None:
+    """``{"B": B, "Uy": U^H y, "scale": s}``: the data the steps see (traceable); ``None``
+    without a fast path (the steps see the data)."""
+    if fast is None:
+        return None
     ((_, loss),) = objective.loss.parts()
     y = jnp.asarray(loss.measurement(data)).astype(fast.dtype)
     return {"B": fixed["B"], "Uy": fixed["U"].H(y), "scale": fixed["scale"]}

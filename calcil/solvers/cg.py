@@ -145,10 +145,7 @@ class ConjugateGradient(IterativeSolver):
             "cc": -jnp.ones((), plan.real),  # |c|^2, computed at the first step
             "curvature_max": zero,
         }
-        fast_data = None
-        if plan.fast is not None:
-            fast_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
-        return inner, fast_data
+        return inner, _fast_path.fast_data(self.objective, plan.fast, fixed, data)
 
     def _step(self, plan, params, inner, step, data, report):
         treedef = plan.treedef

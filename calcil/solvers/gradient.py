@@ -154,10 +154,7 @@ class GradientSolver(IterativeSolver):
     def _initial(self, plan, fixed, run, init, data, key):
         leaves = jax.tree_util.tree_leaves(init)
         inner = {"opt": self._update(plan.indices, plan.dtypes).init(leaves), "rng": key}
-        fast_data = None
-        if plan.fast is not None:
-            fast_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
-        return inner, fast_data
+        return inner, _fast_path.fast_data(self.objective, plan.fast, fixed, data)
 
     def _step(self, plan, params, inner, step, data, report):
         from optax import MaskedNode

@@ -278,10 +278,7 @@ class ProximalGradient(IterativeSolver):
             "step_size": jnp.asarray(run["step_size"], real),
             "value_prev": jnp.full((), jnp.inf, real),
         }
-        fast_data = None
-        if plan.fast is not None:
-            fast_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
-        return inner, fast_data
+        return inner, _fast_path.fast_data(self.objective, plan.fast, fixed, data)
 
     def _search(self, plan, f, point, s0):
         """Backtracking from ``point``: ``(s, z, backtracks, ok)``, halving ``s`` from ``s0``.
