@@ -102,18 +102,15 @@ RUN_BATCH_DOC = """
 
 
 def _signature(tree):
-    """Structure, shapes and dtypes: what a compiled program depends on."""
+    """Structure, shapes and dtypes: what a compiled program depends on (read from the
+    arrays' metadata: nothing is transferred)."""
     leaves, treedef = jax.tree_util.tree_flatten(tree)
-    return treedef, tuple(
-        (np.shape(x), np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype).str)
-        if not _is_key(x)
-        else (np.shape(x), str(x.dtype))
-        for x in leaves
-    )
+    return treedef, tuple((np.shape(x), str(_dtype(x))) for x in leaves)
 
 
-def _is_key(x) -> bool:
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+def _dtype(x):
+    dtype = getattr(x, "dtype", None)
+    return np.result_type(x) if dtype is None else dtype
 
 
 def _problem_count(init, data) -> int:
