@@ -5,12 +5,14 @@ Old names kept as aliases: ``L2`` is :class:`Tikhonov`, ``Weighted`` is :class:`
 
 from calcil.priors.base import Prior, PriorSum, Weighted
 from calcil.priors.constraints import Box, Constraint, NonNegative, Simplex, Support
-from calcil.priors.norms import L1, L2, Huber, Tikhonov
+from calcil.priors.norms import L1, L2, L21, Huber, Tikhonov
+from calcil.priors.transformed import Transformed
 from calcil.priors.tv import TV
 
 __all__ = [
     "L1",
     "L2",
+    "L21",
     "TV",
     "Box",
     "Constraint",
@@ -21,5 +23,6 @@ __all__ = [
     "Simplex",
     "Support",
     "Tikhonov",
+    "Transformed",
     "Weighted",
 ]

@@ -42,6 +42,11 @@ class Prior(Term, family="prior"):
     def __call__(self, x) -> jax.Array:
         return self.value(jnp.asarray(x))
 
+    def __matmul__(self, operator):
+        """``prior @ C``: the prior of the transformed variable, ``R(C x)``
+        (:class:`~calcil.priors.transformed.Transformed`, which registers itself here)."""
+        return self._transformed(self, operator)
+
     def prox(self, x, step) -> jax.Array:
         """``argmin_z 0.5 ||z - x||^2 + step * R(z)``."""
         raise NotImplementedError(

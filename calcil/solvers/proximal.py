@@ -11,6 +11,7 @@ import numpy as np
 
 from calcil._internal.integers import as_count
 from calcil.objective import Objective
+from calcil.priors.transformed import Transformed
 from calcil.solvers import _fast_path
 from calcil.solvers._linalg import (
     affine_defect,
@@ -133,6 +134,15 @@ class ProximalGradient(IterativeSolver):
         for name, value in counts.items():
             as_count(name, value, 1, "a positive integer")
         for path, prior in objective.priors.items():
+            transformed = [t for _, t in prior.parts() if isinstance(t, Transformed)]
+            if transformed:
+                raise ValueError(
+                    f"ProximalGradient applies each prior through its prox, but the prior on "
+                    f"{path!r} is a prior of a transformed variable, {transformed[0]!r}: the "
+                    "prox of g(C x) has no closed form for a general C. Use cc.GradientSolver "
+                    "(which differentiates it), or a prior with a prox on the variable itself "
+                    "(e.g. cc.priors.TV() instead of L21() @ FiniteDifference(...))."
+                )
             if not prior.has_prox:
                 raise ValueError(
                     f"ProximalGradient applies each prior through its prox, but the prior on "
