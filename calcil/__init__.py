@@ -11,7 +11,14 @@ import sys as _sys
 # viz imports plotly lazily, logs tensorboardX
 from calcil import logs, losses, operators, phantoms, priors, testing, viz
 from calcil.objective import Objective
-from calcil.solvers import ConjugateGradient, GradientSolver, Group, ProximalGradient, Result
+from calcil.solvers import (
+    ADMM,
+    ConjugateGradient,
+    GradientSolver,
+    Group,
+    ProximalGradient,
+    Result,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -20,6 +27,7 @@ __version__ = "0.1.0.dev0"
 logging = _sys.modules["calcil.logging"] = logs
 
 __all__ = [
+    "ADMM",
     "ConjugateGradient",
     "GradientSolver",
     "Group",

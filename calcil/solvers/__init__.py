@@ -1,11 +1,13 @@
-"""Solvers: GradientSolver (with its variable groups), ProximalGradient, ConjugateGradient."""
+"""Solvers: GradientSolver (with its variable groups), ProximalGradient, ConjugateGradient, ADMM."""
 
+from calcil.solvers.admm import ADMM
 from calcil.solvers.cg import ConjugateGradient
 from calcil.solvers.gradient import GradientSolver, Result
 from calcil.solvers.groups import Group, match_groups
 from calcil.solvers.proximal import ProximalGradient
 
 __all__ = [
+    "ADMM",
     "ConjugateGradient",
     "GradientSolver",
     "Group",
