@@ -6,7 +6,7 @@ smoothness (Tikhonov) penalty ``0.5 ||D x||^2``. The value and its gradient come
 (``C^H grad prior(C x)``), so the :class:`~calcil.GradientSolver` minimises any such prior;
 ``L2() @ C`` stays a convex quadratic, so :class:`~calcil.ConjugateGradient` accepts it. The
 prox of ``g(C x)`` has no closed form for a general ``C``: proximal gradient (FISTA) cannot
-use it.
+use it, and :class:`~calcil.ADMM` splits it off as ``z = C x``, applying the prox of ``g``.
 """
 
 from __future__ import annotations
