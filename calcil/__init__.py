@@ -13,6 +13,7 @@ from calcil import logs, losses, operators, phantoms, priors, testing, viz
 from calcil.objective import Objective
 from calcil.solvers import (
     ADMM,
+    PDHG,
     ConjugateGradient,
     GradientSolver,
     Group,
@@ -28,6 +29,7 @@ logging = _sys.modules["calcil.logging"] = logs
 
 __all__ = [
     "ADMM",
+    "PDHG",
     "ConjugateGradient",
     "GradientSolver",
     "Group",

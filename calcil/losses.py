@@ -28,6 +28,7 @@ from calcil._internal.struct import static_field
 from calcil._internal.terms import Sum, Term
 
 __all__ = [
+    "L1",
     "L2",
     "Amplitude",
     "ElementwiseLoss",
@@ -72,9 +73,19 @@ class Loss(Term, family="loss"):
     A convex quadratic overrides :meth:`not_quadratic` to return ``None``.
     """
 
+    has_prox = False
+
     def value(self, prediction, batch) -> jax.Array:
         """The loss of ``prediction`` against the measurements in ``batch`` (override)."""
         raise NotImplementedError(f"{self._display} does not implement value()")
+
+    def prox(self, v, step, batch) -> jax.Array:
+        """``argmin_u 0.5 ||u - v||^2 + step * loss(u, batch)``, for losses with a closed
+        form (``has_prox``): what primal-dual methods (:class:`~calcil.PDHG`) need."""
+        raise NotImplementedError(
+            f"{self._display} has no proximal operator: use it with cc.GradientSolver or "
+            "cc.ProximalGradient."
+        )
 
     def check_data(self, data) -> None:
         """Raise a ``ValueError`` when ``data`` holds measurements this loss cannot model
@@ -181,6 +192,15 @@ class ElementwiseLoss(Loss):
         e = self.elementwise(prediction, y, batch)
         return jnp.sum(e) if self.reduction == "sum" else jnp.mean(e)
 
+    def prox(self, v, step, batch):
+        y = self.measurement(batch)
+        t = step if self.reduction == "sum" else step / jnp.size(y)
+        return self._prox(jnp.asarray(v), y, t, batch)
+
+    def _prox(self, v, y, t, batch):
+        """The elementwise prox of ``t * elementwise(., y)`` (subclasses with a closed form)."""
+        return super().prox(v, t, batch)
+
     def _repr_fields(self):
         fields = super()._repr_fields()
         if fields.get("reduction") == "sum":
@@ -215,6 +235,11 @@ class LeastSquares(ElementwiseLoss):
         # The 0.5 after the reduction: one elementwise pass fewer, forward and backward.
         e = _abs_sq(prediction - y)
         return 0.5 * (jnp.sum(e) if self.reduction == "sum" else jnp.mean(e))
+
+    has_prox = True
+
+    def _prox(self, v, y, t, batch):
+        return ((v + t * y) / (1 + t)).astype(v.dtype)
 
     def not_quadratic(self):
         return None
@@ -282,6 +307,12 @@ class WeightedLeastSquares(ElementwiseLoss):
         r = prediction - y
         return 0.5 * w * jnp.real(r * jnp.conj(r))
 
+    has_prox = True
+
+    def _prox(self, v, y, t, batch):
+        w, _ = self._weights(batch)
+        return ((v + t * w * y) / (1 + t * w)).astype(v.dtype)
+
     def not_quadratic(self):
         return None
 
@@ -318,6 +349,45 @@ class Poisson(ElementwiseLoss):
         term = q - jnp.where(y > 0, y * jnp.log(q), 0)
         below = jnp.where(y > 0, 1 - y / eps, 1) * (p - eps)  # tangent continuation
         return jnp.where(p < eps, term + below, term)
+
+    has_prox = True
+
+    def _prox(self, v, y, t, batch):
+        """``((v - t) + sqrt((v - t)^2 + 4 t y)) / 2``: the positive root of
+        ``u^2 + (t - v) u - t y = 0`` (real predictions: counts, not fields)."""
+        if jnp.iscomplexobj(v):
+            raise ValueError(
+                "Poisson's prox acts on predicted counts (real); a complex prediction is a "
+                "field whose intensity is compared, which has no closed-form prox."
+            )
+        d = v - t
+        return (0.5 * (d + jnp.sqrt(d * d + 4 * t * y))).astype(v.dtype)
+
+
+class L1(ElementwiseLoss):
+    """``sum |prediction - y|``: least absolute deviations, robust to outliers (impulse
+    noise, dead pixels). Not smooth: use it with :class:`~calcil.PDHG` (prox: soft
+    thresholding towards ``y``) or :class:`~calcil.GradientSolver`.
+
+    Example:
+        >>> import jax.numpy as jnp, calcil as cc
+        >>> float(cc.losses.L1("y")(jnp.array([1.0, 3.0]), {"y": jnp.array([0.0, 5.0])}))
+        3.0
+    """
+
+    has_prox = True
+
+    def __init__(self, target="y", reduction="sum", name="l1"):
+        super().__init__(target, reduction, name)
+
+    def elementwise(self, prediction, y, batch):
+        return jnp.abs(prediction - y)
+
+    def _prox(self, v, y, t, batch):
+        r = v - y
+        a = jnp.abs(r)
+        shrunk = jnp.where(a > t, r * (1 - t / jnp.where(a > 0, a, 1)), 0)
+        return (y + shrunk).astype(v.dtype)
 
 
 class Amplitude(ElementwiseLoss):
@@ -358,6 +428,16 @@ class LossSum(Sum, Loss):
         >>> loss
         L2(target='y') + 0.5 * Poisson(target='y', reduction='mean', eps=1e-12)
     """
+
+    @property
+    def has_prox(self) -> bool:
+        return len(self.summands) == 1 and self.summands[0].has_prox
+
+    def prox(self, v, step, batch):
+        if not self.has_prox:
+            return super().prox(v, step, batch)
+        ((weight, loss),) = self._weighted_parts()
+        return loss.prox(v, step if weight is None else weight * step, batch)
 
     def check_data(self, data) -> None:
         for loss in self.summands:
