@@ -9,7 +9,7 @@ viewers for 2D, 3D, 4D and complex data.
 import sys as _sys
 
 # viz imports plotly lazily, logs tensorboardX
-from calcil import logs, losses, operators, phantoms, priors, testing, viz
+from calcil import logs, losses, metrics, noise, operators, phantoms, priors, testing, viz
 from calcil.objective import Objective
 from calcil.solvers import (
     ADMM,
@@ -37,6 +37,8 @@ __all__ = [
     "ProximalGradient",
     "Result",
     "losses",
+    "metrics",
+    "noise",
     "operators",
     "phantoms",
     "priors",
