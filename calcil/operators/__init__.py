@@ -36,6 +36,7 @@ from calcil.operators.tomography import (
     FanBeamProjection,
     ParallelProjection,
 )
+from calcil.operators.wavelets import Wavelet
 
 __all__ = [
     "FFT",
@@ -71,6 +72,7 @@ __all__ = [
     "Stack",
     "Subsample",
     "UnitaryFactorization",
+    "Wavelet",
     "applied_operator",
     "from_function",
     "led_array",

@@ -160,6 +160,16 @@ def _(dtype, input_dtype):
     return O.FiniteDifference((5, 6), axes=(1,), boundary="neumann", input_dtype=input_dtype)
 
 
+@register("wavelet-db2", dtypes=("complex64",), follows=True)
+def _(dtype, input_dtype):
+    return O.Wavelet((16, 16), "db2", levels=2, input_dtype=input_dtype)
+
+
+@register("wavelet-db4-3d-axes", dtypes=("float64",))
+def _(dtype, input_dtype):
+    return O.Wavelet((8, 8, 8), "db4", levels=1, axes=(0, 2), input_dtype=input_dtype)
+
+
 # Dtype resolution: operators that follow the data composed with, added to or scaled into
 # complex-pinned ones take complex input of the same precision.
 @register("composition-crop-of-propagator")
