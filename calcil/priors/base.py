@@ -47,6 +47,17 @@ class Prior(Term, family="prior"):
         (:class:`~calcil.priors.transformed.Transformed`, which registers itself here)."""
         return self._transformed(self, operator)
 
+    def prox_state(self, x):
+        """The state an iterative prox carries from one call to the next (warm start), or
+        ``None`` when the prox needs none (closed forms)."""
+        return None
+
+    def warm_prox(self, x, step, state, iterations=None):
+        """``(prox(x, step), new state)``, starting an inner solver from ``state`` (what
+        :meth:`prox_state` or the previous call returned) for ``iterations`` steps (its
+        default when ``None``; closed forms ignore both); proximal methods carry it."""
+        return self.prox(x, step), state
+
     def prox(self, x, step) -> jax.Array:
         """``argmin_z 0.5 ||z - x||^2 + step * R(z)``."""
         raise NotImplementedError(
@@ -80,6 +91,15 @@ class PriorSum(Sum, Prior):
             return super().prox(x, step)
         ((weight, prior),) = self._weighted_parts()
         return prior.prox(x, step if weight is None else weight * step, **kwargs)
+
+    def prox_state(self, x):
+        return self.summands[0].prox_state(x) if self.has_prox else None
+
+    def warm_prox(self, x, step, state, iterations=None):
+        if not self.has_prox:
+            return super().prox(x, step), state
+        ((weight, prior),) = self._weighted_parts()
+        return prior.warm_prox(x, step if weight is None else weight * step, state, iterations)
 
 
 Prior._sum = PriorSum

@@ -29,6 +29,7 @@ from calcil.solvers._requirements import flatten_params, prior_leaves, reject_ba
 __all__ = ["ProximalGradient"]
 
 SAFETY = 1.05  # step = 1 / (SAFETY L): power iteration approaches L from below
+WARM_PROX_ITERATIONS = 5  # inner steps of an iterative prox (TV's FGP), warm-started
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +99,15 @@ class ProximalGradient(IterativeSolver):
         growth: factor on the previous step tried first when backtracking.
         fast_path: the least-squares fast path for an ``L2`` loss of a linear forward model, as in
             :class:`~calcil.GradientSolver` (``result.fast_path`` says whether it applied).
+        prox_iterations: inner iterations of an iterative prox (``TV``'s FGP) per outer
+            iteration; ``None`` uses the prior's own default (``TV(prox_iterations=50)``).
+        warm_start: start each iterative prox from the dual variable the previous outer
+            iteration ended with (carried in the solver state, so checkpoints hold it).
+            On a 512^2 TV deconvolution, FISTA reaches a PSNR 0.1 dB below the minimiser's
+            in 20 outer iterations with 3, 5, 10, 20 or 50 inner ones; warm-started with 5
+            that takes 0.09 s against 0.46 s for 50 from zero, and 300 outer iterations
+            reach the minimum to a relative 1e-5 (3 inner: 0.08 s, but twice the objective
+            gap after 100 iterations).
 
     Example:
         >>> import jax.numpy as jnp, calcil as cc
@@ -121,9 +131,14 @@ class ProximalGradient(IterativeSolver):
         max_backtracks: int = 30,
         growth: float = 1.25,
         fast_path: bool = True,
+        prox_iterations: int | None = WARM_PROX_ITERATIONS,
+        warm_start: bool = True,
     ):
         super().__init__()
         self.fast_path = bool(fast_path)
+        if prox_iterations is not None:
+            as_count("prox_iterations", prox_iterations, 1, "a positive integer")
+        self.prox_iterations, self.warm_start = prox_iterations, bool(warm_start)
         if not isinstance(objective, Objective):
             raise TypeError(f"ProximalGradient needs a cc.Objective, got {objective!r}")
         if step is not None and not step > 0:
@@ -183,12 +198,16 @@ class ProximalGradient(IterativeSolver):
         v = jax.lax.fori_loop(0, iterations, body, v)
         return norm(hvp(v))
 
-    def _prox(self, plan, leaves, s):
-        out = list(leaves)
+    def _prox(self, plan, leaves, s, states):
+        """Each leaf's prox at step ``s``, warm-started from ``states``: ``(leaves, states)``."""
+        out, new = list(leaves), list(states)
         for i, path in enumerate(plan.prox):
             if path is not None:
-                out[i] = self.objective.priors[path].prox(leaves[i], s).astype(leaves[i].dtype)
-        return out
+                prior = self.objective.priors[path]
+                state = states[i] if self.warm_start else prior.prox_state(leaves[i])
+                z, new[i] = prior.warm_prox(leaves[i], s, state, self.prox_iterations)
+                out[i] = z.astype(leaves[i].dtype)
+        return out, new
 
     # ------------------------------------------------------------------ hooks
     def _analyse(self, init, data, batch_size, axis=None, batched=False):
@@ -288,11 +307,16 @@ class ProximalGradient(IterativeSolver):
             "t": jnp.ones((), real),
             "step_size": jnp.asarray(run["step_size"], real),
             "value_prev": jnp.full((), jnp.inf, real),
+            "prox": [
+                None if path is None else self.objective.priors[path].prox_state(x)
+                for path, x in zip(plan.prox, leaves, strict=True)
+            ],
         }
         return inner, _fast_path.fast_data(self.objective, plan.fast, fixed, data)
 
-    def _search(self, plan, f, point, s0):
-        """Backtracking from ``point``: ``(s, z, backtracks, ok)``, halving ``s`` from ``s0``.
+    def _search(self, plan, f, point, s0, states):
+        """Backtracking from ``point``: ``(s, z, backtracks, ok, prox states)``, halving ``s``
+        from ``s0`` (every candidate's prox warm-started from ``states``).
 
         Accepts ``q <= ||z - point||^2 / (2 s)`` with ``q = f(z) - f(p) - Re<grad f(p), z - p>``.
         Near convergence that difference of two large numbers is lost in rounding (float32),
@@ -306,9 +330,9 @@ class ProximalGradient(IterativeSolver):
         eps = jnp.finfo(real).eps
 
         def candidate(s):
-            z = self._prox(plan, axpy(-s, g, point), s)
+            z, new = self._prox(plan, axpy(-s, g, point), s, states)
             fz, gz = value_and_grad(z)
-            return z, fz.astype(real), conj(gz)
+            return z, fz.astype(real), conj(gz), new
 
         def accepted(s, z, fz, gz):
             d = [a - b for a, b in zip(z, point, strict=True)]
@@ -319,16 +343,16 @@ class ProximalGradient(IterativeSolver):
             return q <= vdot(d, d) / (2 * s)  # False for NaN
 
         def rejected(carry):
-            s, z, fz, gz, n = carry
+            s, z, fz, gz, _, n = carry
             return ~accepted(s, z, fz, gz) & (n < self.max_backtracks)
 
         def halve(carry):
-            s, _, _, _, n = carry
+            s, *_, n = carry
             return (s / 2, *candidate(s / 2), n + 1)
 
         carry = (s0, *candidate(s0), jnp.zeros((), jnp.int32))
-        s, z, fz, gz, n = jax.lax.while_loop(rejected, halve, carry)
-        return s, z, n, accepted(s, z, fz, gz)
+        s, z, fz, gz, new, n = jax.lax.while_loop(rejected, halve, carry)
+        return s, z, n, accepted(s, z, fz, gz), new
 
     def _step(self, plan, params, inner, step, data, report):
         x = jax.tree_util.tree_leaves(params)
@@ -347,24 +371,34 @@ class ProximalGradient(IterativeSolver):
             return self._smooth(plan.treedef, plan.fast, leaves, data, plan.axis)
 
         outputs = {"loss/total": value, **terms}
+        states = inner["prox"]
         if plan.backtracking:
             s0 = inner["step_size"] * jnp.asarray(self.growth, t.dtype)
-            s, z, n, ok = self._search(plan, f, y, s0)
+            s, z, n, ok, new = self._search(plan, f, y, s0, states)
 
             def from_x(_):  # the extrapolated point failed: a plain step from x instead
-                s, z, m, ok = self._search(plan, f, x, s0)
-                return s, z, n + m, ok
+                s, z, m, ok, new = self._search(plan, f, x, s0, states)
+                return s, z, n + m, ok, new
 
             # (from y = x the same search would only repeat)
-            s, z, n, found = jax.lax.cond(ok | (beta == 0), lambda _: (s, z, n, ok), from_x, None)
+            s, z, n, found, new = jax.lax.cond(
+                ok | (beta == 0), lambda _: (s, z, n, ok, new), from_x, None
+            )
             z = [jnp.where(found, a, b) for a, b in zip(z, x, strict=True)]  # else stay at x
+            new = jax.tree_util.tree_map(lambda a, b: jnp.where(found, a, b), new, states)
             t_next = jnp.where(ok, t_next, jnp.ones_like(t_next))
             outputs["fista/backtracks"] = n
         else:
             s = inner["step_size"]
             gy = conj(jax.grad(f)(y))
-            z = self._prox(plan, axpy(-s, gy, y), s)
+            z, new = self._prox(plan, axpy(-s, gy, y), s, states)
         outputs["fista/step_size"] = s
         outputs["fista/momentum"] = beta
-        inner = {"x_prev": x, "t": t_next, "step_size": s, "value_prev": value.astype(t.dtype)}
+        inner = {
+            "x_prev": x,
+            "t": t_next,
+            "step_size": s,
+            "value_prev": value.astype(t.dtype),
+            "prox": new,
+        }
         return jax.tree_util.tree_unflatten(plan.treedef, z), inner, outputs

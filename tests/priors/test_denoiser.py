@@ -30,7 +30,10 @@ def test_pnp_fista_with_a_tv_prox_denoiser_is_fista_with_tv():
 
     def run(prior, iterations):
         obj = cc.Objective(lambda p, b: A(p["x"]), cc.losses.L2("y"), priors={"x": prior})
-        solver = cc.ProximalGradient(obj, step=step, restart=False)  # restart compares values
+        # restart compares objective values; the denoiser starts its FGP from zero each time
+        solver = cc.ProximalGradient(
+            obj, step=step, restart=False, warm_start=False, prox_iterations=None
+        )
         return solver.run({"x": jnp.zeros((N, N))}, data, iterations=iterations, log_every=1)
 
     fista, pnp = run(lam * tv, 25), run(denoiser, 25)

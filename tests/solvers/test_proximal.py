@@ -295,3 +295,24 @@ def test_complex_variables_with_a_circular_blur_and_l1():
     fixed = cc.priors.L1().prox(x - step * A.H(A(x) - y), 0.3 * step)  # x = prox(x - s grad)
     np.testing.assert_allclose(fixed, x, atol=2e-5)
     assert jax.tree_util.tree_structure(result.params) == jax.tree_util.tree_structure({"x": x})
+
+
+def test_warm_started_tv_prox_reaches_the_minimum_and_resumes_exactly(tmp_path):
+    """FISTA carries TV's dual from one outer iteration to the next: 5 FGP steps each reach
+    the minimum of a long run with 200 cold FGP steps, and a resumed run (the dual is in the
+    checkpoint) equals the uninterrupted one."""
+    from tests.solvers.test_admm import LAM, N, deconvolution_data, objective
+
+    data, init = deconvolution_data(), {"x": jnp.zeros((N, N))}
+    reference = objective(LAM * cc.priors.TV(prox_iterations=200))
+    cold = cc.ProximalGradient(reference, warm_start=False, prox_iterations=None)
+    best = float(reference(cold.run(init, data, iterations=300).params, data)[0])
+    warm = cc.ProximalGradient(objective(LAM * cc.priors.TV()))
+    assert warm.prox_iterations == 5
+    result = warm.run(init, data, iterations=300, log_every=100)
+    assert float(reference(result.params, data)[0]) <= best * (1 + 1e-4)
+    common = {"log_every": 10, "checkpoint_every": 20, "progress": False}
+    whole = warm.run(init, data, iterations=40, log_dir=tmp_path / "whole", **common)
+    warm.run(init, data, iterations=20, log_dir=tmp_path / "split", **common)
+    resumed = warm.run(init, data, iterations=40, log_dir=tmp_path / "split", resume=True, **common)
+    np.testing.assert_array_equal(resumed.params["x"], whole.params["x"])
