@@ -91,3 +91,26 @@ def test_what_admm_cannot_split_is_a_clear_error():
     nonlinear = cc.Objective(lambda p, b: p["x"] ** 2, cc.losses.L2("y"), priors={"x": L1()})
     with pytest.raises(ValueError, match=r"not\s+linear"):
         cc.ADMM(nonlinear).run({"x": jnp.ones(3)}, {"y": jnp.ones(3)}, iterations=2)
+
+
+def test_wavelet_sparsity_by_admm_is_soft_thresholding_of_the_coefficients():
+    """min 0.5 ||x - y||^2 + lam ||W x||_1 with W orthonormal: x = W^H soft(W y, lam)."""
+    lam = 0.3
+    W = cc.operators.Wavelet((16, 16), "db2", levels=2)
+    y = jnp.asarray(np.random.default_rng(6).standard_normal((16, 16)), jnp.float32)
+    obj = cc.Objective(lambda p, b: p["x"], cc.losses.L2("y"), priors={"x": lam * (L1() @ W)})
+    result = cc.ADMM(obj).run({"x": jnp.zeros((16, 16))}, {"y": y}, iterations=100)
+    c = np.asarray(W(y))
+    want = W.H(jnp.asarray(np.sign(c) * np.maximum(np.abs(c) - lam, 0), jnp.float32))
+    np.testing.assert_allclose(result.params["x"], want, atol=1e-4)
+
+
+def test_plug_and_play_admm_with_a_denoiser():
+    """A denoiser that is the prox of lam/rho ||.||_1 (soft thresholding at sigma) turns
+    PnP-ADMM (fixed rho) into ADMM with that L1 prior."""
+    y = jnp.array([3.0, 0.5, -2.0, 0.1])
+    rho, lam = 1.0, 1.0
+    soft = cc.priors.Denoiser(lambda x, s: L1().prox(x, s), sigma=lam / rho)
+    pnp = cc.Objective(lambda p, b: p["x"], cc.losses.L2("y"), priors={"x": soft})
+    result = cc.ADMM(pnp, rho=rho, adaptive=False).run({"x": jnp.zeros(4)}, {"y": y}, iterations=80)
+    np.testing.assert_allclose(result.params["x"], [2.0, 0.0, -1.0, 0.0], atol=1e-4)
