@@ -21,7 +21,14 @@ from calcil._internal.integers import as_count
 from calcil.objective import Objective
 from calcil.priors.transformed import Transformed
 from calcil.solvers import _fast_path
-from calcil.solvers._linalg import affine_defect, affine_tolerance, conj, real_dtype, vdot
+from calcil.solvers._linalg import (
+    affine_defect,
+    affine_tolerance,
+    conj,
+    random_like,
+    real_dtype,
+    vdot,
+)
 from calcil.solvers._loop import IterativeSolver
 from calcil.solvers._requirements import flatten_params, prior_leaves, reject_batches
 
@@ -45,6 +52,7 @@ class _Plan:
     fast: _fast_path.FastPath | None = None
     axis: str | None = None
     real: str = "float32"
+    exact: bool = False  # the x-update by FFT: every operator is circulant
     fast_path: str = dataclasses.field(default="", compare=False)
 
 
@@ -60,6 +68,13 @@ class ADMM(IterativeSolver):
     each x-update solves ``(A^H W A + rho sum_i C_i^H C_i) x = A^H W y + rho sum_i C_i^H
     (z_i - u_i)`` by ``cg_iterations`` conjugate-gradient steps warm-started from the last
     ``x`` (Hessian-vector products by JAX, so no adjoint has to be written).
+
+    When the problem is one image and every operator is circulant (shift-invariant with
+    periodic boundaries: a circular ``Convolve``, ``FiniteDifference(boundary="periodic")``,
+    ``Pupil``, the identity ...), ``A^H W A`` and ``C_i^H C_i`` are Fourier multipliers, read
+    off their impulse responses, and the x-update is solved exactly by one FFT pair
+    (``x_update="auto"`` checks this on a random image when the run is analysed; ``"cg"``
+    or ``"fft"`` force a choice). ``result.fast_path`` says which x-update ran.
 
     The penalty ``rho`` is fixed (``adaptive=False``) or balanced every step (Boyd et al.
     2011, section 3.4.1): with the primal residual ``r = ||C x - z||`` and the dual residual
@@ -77,6 +92,8 @@ class ADMM(IterativeSolver):
         adaptive: balance ``rho`` by the residuals.
         relaxation: the over-relaxation ``alpha`` in ``(0, 2)``.
         cg_iterations: conjugate-gradient steps per x-update.
+        x_update: ``"auto"`` (exact by FFT where every operator is circulant, else CG),
+            ``"cg"`` or ``"fft"`` (an error where the operators are not circulant).
         mu, tau: the residual-balancing threshold and factor.
         fast_path: the least-squares fast path for an ``L2`` loss of a linear forward model,
             as in :class:`~calcil.GradientSolver`.
@@ -102,6 +119,7 @@ class ADMM(IterativeSolver):
         mu: float = 10.0,
         tau: float = 2.0,
         fast_path: bool = True,
+        x_update: str = "auto",
     ):
         super().__init__()
         if not isinstance(objective, Objective):
@@ -113,6 +131,9 @@ class ADMM(IterativeSolver):
         if not (mu > 1 and tau > 1):
             raise ValueError(f"ADMM's mu and tau must exceed 1, got mu={mu!r}, tau={tau!r}")
         as_count("cg_iterations", cg_iterations, 1, "a positive integer")
+        if x_update not in ("auto", "cg", "fft"):
+            raise ValueError(f"x_update must be 'auto', 'cg' or 'fft', got {x_update!r}")
+        self.x_update = x_update
         why = objective.loss.not_quadratic()
         if why is not None:
             raise ValueError(
@@ -173,7 +194,69 @@ class ADMM(IterativeSolver):
             self.fast_path, self.objective, init, data, batch_size, axis, batched
         )
         real = jnp.dtype(real_dtype(leaves)).name
-        return _Plan(treedef, tuple(splits), fast, axis, real, fast_path), fixed
+        plan = _Plan(treedef, tuple(splits), fast, axis, real, False, fast_path)
+        why = self._not_circulant(plan, fixed, leaves, data) if self.x_update != "cg" else "cg"
+        if why is None:
+            return dataclasses.replace(
+                plan, exact=True, fast_path=f"{fast_path}; x-update by FFT"
+            ), fixed
+        if self.x_update == "fft":
+            raise ValueError(
+                f"ADMM(x_update='fft') solves the x-update by FFT, which needs one image and "
+                f"circulant operators, but {why}. Use x_update='cg' (or 'auto')."
+            )
+        return dataclasses.replace(plan, fast_path=f"{fast_path}; x-update by CG"), fixed
+
+    def _not_circulant(self, plan, fixed, leaves, data) -> str | None:
+        """Why the x-update cannot be solved by FFT, or ``None`` when it can: checked by
+        applying ``A^H W A`` and ``sum C_i^H C_i`` to a random image."""
+        if len(leaves) != 1:
+            return "the parameters have several arrays"
+        if not plan.splits:
+            return "there is no prior to split"
+        step_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
+        step_data = data if step_data is None else step_data
+        v = random_like(leaves)[0]
+        got, want = self._check_circulant(plan, leaves, step_data, v)
+        for name, g, w in zip(("A^H A", "sum C^H C"), got, want, strict=True):
+            error = float(jnp.linalg.norm(g - w) / jnp.maximum(jnp.linalg.norm(w), 1e-30))
+            if not error <= affine_tolerance(leaves):
+                return f"{name} is not a Fourier multiplier (relative error {error:.2g})"
+        m_a, m_c, _ = self._spectra(plan, leaves, step_data)
+        total = jnp.abs(m_a) + jnp.abs(m_c)
+        if not float(jnp.min(total)) > 1e-6 * float(jnp.max(total)):
+            return "A^H A + rho sum C^H C is singular at some frequency"
+        return None
+
+    def _check_circulant(self, plan, leaves, data, v):
+        m_a, m_c, _ = self._spectra(plan, leaves, data)
+        zero = [jnp.zeros_like(leaves[0])]
+        _, hvp = jax.linearize(lambda ls: self._data_gradient(plan, ls, data), zero)
+        real = not jnp.iscomplexobj(v)
+        apply = _multiply(real)
+        return (hvp([v])[0], self._gram_c(plan, v)), (apply(m_a, v), apply(m_c, v))
+
+    def _data_gradient(self, plan, leaves, data):
+        def f(ls):
+            params = jax.tree_util.tree_unflatten(plan.treedef, ls)
+            return _fast_path.data_term(self.objective, plan.fast, params, data, plan.axis)
+
+        return conj(jax.grad(f)(leaves))
+
+    def _gram_c(self, plan, v):
+        out = jnp.zeros_like(v)
+        for s in plan.splits:
+            out = out + self._adjoint(s, self._apply(s, v))
+        return out
+
+    def _spectra(self, plan, leaves, data):
+        """``(M_A, M_C, b)``: the Fourier multipliers of ``A^H W A`` and ``sum C_i^H C_i``
+        (the FFTs of their impulse responses at index 0) and ``b = -grad f(0)``."""
+        x = leaves[0]
+        delta = jnp.zeros_like(x).at[(0,) * x.ndim].set(1)
+        zero = [jnp.zeros_like(x)]
+        g0, hvp = jax.linearize(lambda ls: self._data_gradient(plan, ls, data), zero)
+        return jnp.fft.fftn(hvp([delta])[0]), jnp.fft.fftn(self._gram_c(plan, delta)), -g0[0]
 
     def _initial(self, plan, fixed, run, init, data, key):
         leaves = jax.tree_util.tree_leaves(init)
@@ -183,7 +266,20 @@ class ADMM(IterativeSolver):
             "u": [jnp.zeros_like(v) for v in z],
             "rho": jnp.asarray(self.rho, plan.real),
         }
-        return inner, _fast_path.fast_data(self.objective, plan.fast, fixed, data)
+        fast_data = _fast_path.fast_data(self.objective, plan.fast, fixed, data)
+        if plan.exact:  # constants of the run, kept with the state
+            step_data = data if fast_data is None else fast_data
+            m_a, m_c, b = self._spectra(plan, leaves, step_data)
+            inner["fft"] = {"m_a": m_a, "m_c": m_c, "b": b}
+        return inner, fast_data
+
+    def _x_exact(self, plan, x, z, u, rho, fft):
+        """``(A^H W A + rho sum C_i^H C_i)^-1 (b + rho sum C_i^H (z_i - u_i))`` by FFT."""
+        rhs = fft["b"]
+        for s, zi, ui in zip(plan.splits, z, u, strict=True):
+            rhs = rhs + rho * self._adjoint(s, zi - ui)
+        solve = _multiply(not jnp.iscomplexobj(x[0]))
+        return [solve(1 / (fft["m_a"] + rho * fft["m_c"]), rhs).astype(x[0].dtype)]
 
     def _x_update(self, plan, x, z, u, rho, data):
         """``cg_iterations`` CG steps on ``f(x) + (rho / 2) sum ||C_i x - z_i + u_i||^2``."""
@@ -207,17 +303,24 @@ class ADMM(IterativeSolver):
             x, r, p, rs = carry
             hp = hessian(p)
             curvature = vdot(p, hp).astype(real)
-            alpha = jnp.where(curvature > 0, rs / jnp.where(curvature > 0, curvature, 1), 0)
+            # converged (the residual at the rounding floor) or no curvature: stop moving,
+            # since CG iterated past convergence amplifies rounding noise
+            active = (rs > floor) & (curvature > 0)
+            alpha = jnp.where(active, rs / jnp.where(active, curvature, 1), 0)
             x = [(xi + alpha * pi).astype(xi.dtype) for xi, pi in zip(x, p, strict=True)]
-            r = [(ri - alpha * hi).astype(ri.dtype) for ri, hi in zip(r, hp, strict=True)]
-            rs_new = vdot(r, r).astype(real)
-            beta = jnp.where(rs > 0, rs_new / jnp.where(rs > 0, rs, 1), 0)
-            p = [(ri + beta * pi).astype(pi.dtype) for ri, pi in zip(r, p, strict=True)]
-            return x, r, p, rs_new
+            r_new = [(ri - alpha * hi).astype(ri.dtype) for ri, hi in zip(r, hp, strict=True)]
+            rs_new = jnp.where(active, vdot(r_new, r_new).astype(real), rs)
+            beta = jnp.where(active, rs_new / jnp.where(rs > 0, rs, 1), 0)
+            p = [
+                jnp.where(active, (ri + beta * pi).astype(pi.dtype), pi)
+                for ri, pi in zip(r_new, p, strict=True)
+            ]
+            return x, r_new, p, rs_new
 
         r = [-gi for gi in g]
-        carry = (x, r, r, vdot(r, r).astype(real))
-        return jax.lax.fori_loop(0, self.cg_iterations, body, carry)[0]
+        rs0 = vdot(r, r).astype(real)
+        floor = (10 * jnp.finfo(real).eps) ** 2 * rs0
+        return jax.lax.fori_loop(0, self.cg_iterations, body, (x, r, r, rs0))[0]
 
     def _step(self, plan, params, inner, step, data, report):
         z, u, rho = inner["z"], inner["u"], inner["rho"]
@@ -234,7 +337,10 @@ class ADMM(IterativeSolver):
         dtype = jnp.result_type(*terms.values())
         total = sum(terms.values(), jnp.zeros((), dtype))
 
-        x = self._x_update(plan, x, z, u, rho, data)
+        if plan.exact:
+            x = self._x_exact(plan, x, z, u, rho, inner["fft"])
+        else:
+            x = self._x_update(plan, x, z, u, rho, data)
         alpha = self.relaxation
         cx = [self._apply(s, x[s.leaf]) for s in plan.splits]
         z_new, u_new = [], []
@@ -262,5 +368,15 @@ class ADMM(IterativeSolver):
             factor = jnp.where(up, self.tau, jnp.where(down, 1 / self.tau, 1.0)).astype(rho.dtype)
             rho = rho * factor
             u_new = [(ui / factor).astype(ui.dtype) for ui in u_new]
-        inner = {"z": z_new, "u": u_new, "rho": rho}
+        inner = {**inner, "z": z_new, "u": u_new, "rho": rho}
         return jax.tree_util.tree_unflatten(plan.treedef, x), inner, outputs
+
+
+def _multiply(real: bool):
+    """``v -> IFFT(m FFT(v))`` (the real part for a real ``v``)."""
+
+    def apply(m, v):
+        out = jnp.fft.ifftn(m * jnp.fft.fftn(v))
+        return jnp.real(out) if real else out
+
+    return apply

@@ -114,3 +114,21 @@ def test_plug_and_play_admm_with_a_denoiser():
     pnp = cc.Objective(lambda p, b: p["x"], cc.losses.L2("y"), priors={"x": soft})
     result = cc.ADMM(pnp, rho=rho, adaptive=False).run({"x": jnp.zeros(4)}, {"y": y}, iterations=80)
     np.testing.assert_allclose(result.params["x"], [2.0, 0.0, -1.0, 0.0], atol=1e-4)
+
+
+def test_circulant_problems_solve_the_x_update_exactly_by_fft():
+    """Periodic differences and a circular blur: the x-update is one FFT pair and the run
+    equals ADMM whose CG x-update is run to convergence; Neumann differences are not
+    circulant (CG, and an error when the FFT is forced)."""
+    data, init = deconvolution_data(), {"x": jnp.zeros((N, N))}
+    periodic = cc.operators.FiniteDifference((N, N), boundary="periodic")
+    split = objective(LAM * (L21() @ periodic))
+    exact = cc.ADMM(split, rho=0.1, adaptive=False).run(init, data, iterations=30)
+    cg = cc.ADMM(split, rho=0.1, adaptive=False, x_update="cg", cg_iterations=200)
+    iterative = cg.run(init, data, iterations=30)
+    assert exact.fast_path.endswith("x-update by FFT") and iterative.fast_path.endswith("by CG")
+    np.testing.assert_allclose(exact.params["x"], iterative.params["x"], atol=1e-4)
+    neumann = cc.ADMM(objective(LAM * (L21() @ D))).run(init, data, iterations=1)
+    assert neumann.fast_path.endswith("x-update by CG")
+    with pytest.raises(ValueError, match="sum C\\^H C is not a Fourier multiplier"):
+        cc.ADMM(objective(LAM * (L21() @ D)), x_update="fft").run(init, data, iterations=1)
