@@ -12,6 +12,8 @@ from calcil.priors.base import Prior
 
 __all__ = ["L1", "L2", "L21", "Huber", "Tikhonov"]
 
+SHORT_AXIS = 8  # L21 groups up to this long are summed slice by slice
+
 
 def _abs(x):
     """``|x|`` with gradient 0 at 0 (``jnp.abs`` of a complex 0 has a NaN gradient)."""
@@ -75,7 +77,14 @@ class L21(Prior):
         super().__init__("l21")
 
     def _norms(self, x):
-        squares = jnp.sum(jnp.real(x * jnp.conj(x)), axis=self.axis, keepdims=True)
+        magnitude = x.real * x.real + x.imag * x.imag if jnp.iscomplexobj(x) else x * x
+        if isinstance(self.axis, int) and x.shape[self.axis] <= SHORT_AXIS:
+            # a Python sum of slices: XLA:CPU reduces a short axis poorly (as for TV: about
+            # 14x slower for the 2 differences of a 512^2 image)
+            slices = [jnp.take(magnitude, i, axis=self.axis) for i in range(x.shape[self.axis])]
+            squares = jnp.expand_dims(sum(slices[1:], slices[0]), self.axis)
+        else:
+            squares = jnp.sum(magnitude, axis=self.axis, keepdims=True)
         zero = squares == 0  # gradient 0 at 0, not NaN
         return jnp.where(zero, 0, jnp.sqrt(jnp.where(zero, 1, squares)))
 

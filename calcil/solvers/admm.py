@@ -82,7 +82,8 @@ class ADMM(IterativeSolver):
     divided by it when ``s > mu r`` (``u`` rescaled to match). ``relaxation`` is the
     over-relaxation ``alpha`` (1: none; 1.5–1.8 often speeds up convergence).
 
-    The history records ``admm/primal_residual``, ``admm/dual_residual`` and ``admm/rho``.
+    The history records ``admm/primal_residual``, ``admm/dual_residual`` (at every step with
+    ``adaptive``, else at the logged steps and NaN between them) and ``admm/rho``.
     ``loss/total`` is ``f(x) + sum_i g_i(z_i)``: the priors are evaluated at the split
     variables (which satisfy constraints exactly), equal to ``g_i(C_i x)`` at convergence.
 
@@ -350,12 +351,20 @@ class ADMM(IterativeSolver):
             zn = g.prox(xh + ui, weight / rho).astype(zi.dtype)
             z_new.append(zn)
             u_new.append((ui + xh - zn).astype(ui.dtype))
-        gap = [c - zn for c, zn in zip(cx, z_new, strict=True)]
-        primal = jnp.sqrt(vdot(gap, gap)).astype(rho.dtype)
-        back = [jnp.zeros_like(xi) for xi in x]
-        for s, zn, zi in zip(plan.splits, z_new, z, strict=True):
-            back[s.leaf] = back[s.leaf] + self._adjoint(s, zn - zi)
-        dual = (rho * jnp.sqrt(vdot(back, back))).astype(rho.dtype)
+
+        def residuals(_):
+            gap = [c - zn for c, zn in zip(cx, z_new, strict=True)]
+            back = [jnp.zeros_like(xi) for xi in x]
+            for s, zn, zi in zip(plan.splits, z_new, z, strict=True):
+                back[s.leaf] = back[s.leaf] + self._adjoint(s, zn - zi)
+            primal = jnp.sqrt(vdot(gap, gap)).astype(rho.dtype)
+            return primal, (rho * jnp.sqrt(vdot(back, back))).astype(rho.dtype)
+
+        if self.adaptive:  # rho follows the residuals at every step
+            primal, dual = residuals(None)
+        else:  # only logged: computed at the logged steps, NaN at the others
+            nan = jnp.full((), jnp.nan, rho.dtype)
+            primal, dual = jax.lax.cond(report, residuals, lambda _: (nan, nan), None)
         outputs = {
             "loss/total": total,
             **terms,
