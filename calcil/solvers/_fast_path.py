@@ -30,7 +30,15 @@ from calcil.objective import leaf_paths
 from calcil.operators import AppliedOperator, applied_operator
 from calcil.solvers._sharding import reduce_loss_terms
 
-__all__ = ["FastPath", "analyse", "data_term", "evaluate", "fast_data", "resolve"]
+__all__ = [
+    "FastPath",
+    "analyse",
+    "data_term",
+    "evaluate",
+    "fast_data",
+    "loss_terms",
+    "resolve",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,6 +149,11 @@ def _fast_terms(fast: FastPath, leaves, fast_data) -> dict:
     sq = r.real**2 + r.imag**2 if jnp.iscomplexobj(r) else r * r
     value = 0.5 * jnp.sum(sq)
     return {fast.term: (fast_data["scale"] * value).astype(value.dtype)}
+
+
+def loss_terms(objective, fast, params, batch, axis=None) -> dict:
+    """The data terms ``{"loss/<name>": value}``, by the fast path when there is one."""
+    return _loss_terms(objective, fast, params, batch, axis)
 
 
 def _loss_terms(objective, fast, params, batch, axis):

@@ -283,21 +283,24 @@ class ADMM(IterativeSolver):
         return [solve(1 / (fft["m_a"] + rho * fft["m_c"]), rhs).astype(x[0].dtype)]
 
     def _x_update(self, plan, x, z, u, rho, data):
-        """``cg_iterations`` CG steps on ``f(x) + (rho / 2) sum ||C_i x - z_i + u_i||^2``."""
+        """``cg_iterations`` CG steps on ``f(x) + (rho / 2) sum ||C_i x - z_i + u_i||^2``;
+        ``(new x, the data terms at x)`` (read off the gradient's evaluation)."""
         treedef = plan.treedef
 
         def q(leaves):
             params = jax.tree_util.tree_unflatten(treedef, leaves)
-            value = _fast_path.data_term(self.objective, plan.fast, params, data, plan.axis)
+            terms = _fast_path.loss_terms(self.objective, plan.fast, params, data, plan.axis)
+            value = sum(terms.values())
             for s, zi, ui in zip(plan.splits, z, u, strict=True):
                 r = self._apply(s, leaves[s.leaf]) - zi + ui
                 value = value + 0.5 * rho * jnp.sum(jnp.real(jnp.conj(r) * r))
-            return value
+            return value, terms
 
         def gradient(leaves):
-            return conj(jax.grad(q)(leaves))
+            g, terms = jax.grad(q, has_aux=True)(leaves)
+            return conj(g), terms
 
-        g, hessian = jax.linearize(gradient, x)
+        g, hessian, terms = jax.linearize(gradient, x, has_aux=True)
         real = rho.dtype
 
         def body(_, carry):
@@ -312,23 +315,25 @@ class ADMM(IterativeSolver):
             r_new = [(ri - alpha * hi).astype(ri.dtype) for ri, hi in zip(r, hp, strict=True)]
             rs_new = jnp.where(active, vdot(r_new, r_new).astype(real), rs)
             beta = jnp.where(active, rs_new / jnp.where(rs > 0, rs, 1), 0)
-            p = [
-                jnp.where(active, (ri + beta * pi).astype(pi.dtype), pi)
-                for ri, pi in zip(r_new, p, strict=True)
-            ]
+            # (once inactive, alpha stays 0: p = r then changes nothing)
+            p = [(ri + beta * pi).astype(pi.dtype) for ri, pi in zip(r_new, p, strict=True)]
             return x, r_new, p, rs_new
 
         r = [-gi for gi in g]
         rs0 = vdot(r, r).astype(real)
         floor = (10 * jnp.finfo(real).eps) ** 2 * rs0
-        return jax.lax.fori_loop(0, self.cg_iterations, body, (x, r, r, rs0))[0]
+        return jax.lax.fori_loop(0, self.cg_iterations, body, (x, r, r, rs0))[0], terms
 
     def _step(self, plan, params, inner, step, data, report):
         z, u, rho = inner["z"], inner["u"], inner["rho"]
         x = jax.tree_util.tree_leaves(params)
         # the objective at the step's input: data term at x, priors at the split variables
-        loss_terms = _fast_path.evaluate(self.objective, plan.fast, params, data, plan.axis)[1]
-        terms = {k: v for k, v in loss_terms.items() if k.startswith("loss/")}
+        if plan.exact:
+            terms = _fast_path.loss_terms(self.objective, plan.fast, params, data, plan.axis)
+            x = self._x_exact(plan, x, z, u, rho, inner["fft"])
+        else:
+            x, terms = self._x_update(plan, x, z, u, rho, data)
+        terms = dict(terms)
         for s, zi in zip(plan.splits, z, strict=True):
             weight, g, _ = self._term(s)
             for name, value in g.terms(zi).items():
@@ -337,11 +342,6 @@ class ADMM(IterativeSolver):
                 terms[key] = terms[key] + value if key in terms else value
         dtype = jnp.result_type(*terms.values())
         total = sum(terms.values(), jnp.zeros((), dtype))
-
-        if plan.exact:
-            x = self._x_exact(plan, x, z, u, rho, inner["fft"])
-        else:
-            x = self._x_update(plan, x, z, u, rho, data)
         alpha = self.relaxation
         cx = [self._apply(s, x[s.leaf]) for s in plan.splits]
         z_new, u_new = [], []
