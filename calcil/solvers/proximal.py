@@ -154,8 +154,9 @@ class ProximalGradient(IterativeSolver):
                 raise ValueError(
                     f"ProximalGradient applies each prior through its prox, but the prior on "
                     f"{path!r} is a prior of a transformed variable, {transformed[0]!r}: the "
-                    "prox of g(C x) has no closed form for a general C. Use cc.ADMM (which "
-                    "splits it off as z = C x), cc.GradientSolver (which differentiates it), "
+                    "prox of g(C x) has no closed form for a general C. Use cc.ADMM or "
+                    "cc.PDHG (which split it off as z = C x), cc.GradientSolver (which "
+                    "differentiates it), "
                     "or a prior with a prox on the variable itself (e.g. cc.priors.TV() "
                     "instead of L21() @ FiniteDifference(...))."
                 )

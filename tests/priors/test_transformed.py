@@ -102,5 +102,5 @@ def test_gradient_solver_minimises_and_fista_refuses_a_transformed_prior():
     np.testing.assert_allclose(a.history["loss/total"][-1], b.history["loss/total"][-1], rtol=1e-2)
     assert a.history["loss/total"][-1] < 0.5 * a.history["loss/total"][0]
     assert "prior/x/l21" in a.history
-    with pytest.raises(ValueError, match=r"transformed variable.*Use cc.ADMM"):
+    with pytest.raises(ValueError, match=r"transformed variable.*Use cc.ADMM or\s+cc.PDHG"):
         cc.ProximalGradient(as_l21)
