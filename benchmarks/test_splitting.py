@@ -25,8 +25,9 @@ The hand-written ADMM (``impl="jax"`` in both groups) is one ``jax.jit`` of a
 
 It computes no objective and no residuals. calcil's ``cc.ADMM`` runs the same iteration
 (CG by Hessian-vector products of its least-squares fast path, ``0.5 ||B x - U^H y||^2`` with
-``B`` one weighted ``rfft2``) and, every iteration, also evaluates ``F`` at its input (the
-data term at ``x``, the prior at ``z``) and the primal and dual residuals for its history.
+``B`` one weighted ``rfft2``) and, every iteration, also reports ``F`` at its input (the data
+term read off the CG's first gradient, the prior at ``z``); with a fixed ``rho`` it computes
+the primal and dual residuals at the logged steps only.
 
 Group ``admm-iteration-512``: per-iteration cost. ``calcil``: ``cc.ADMM(obj_split,
 rho=RHO, adaptive=False, cg_iterations=CG_ITERATIONS).run({"x": 0}, {"y": y},
