@@ -16,7 +16,7 @@ TUTORIALS = sorted((pathlib.Path(__file__).resolve().parents[1] / "tutorials").g
 
 def test_the_tutorials_are_there():
     names = [p.name for p in TUTORIALS]
-    assert len(names) == 12, names
+    assert len(names) == 13, names
 
 
 @pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
