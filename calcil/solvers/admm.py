@@ -347,7 +347,7 @@ class ADMM(IterativeSolver):
         z_new, u_new = [], []
         for s, ci, zi, ui in zip(plan.splits, cx, z, u, strict=True):
             weight, g, _ = self._term(s)
-            xh = (alpha * ci + (1 - alpha) * zi).astype(zi.dtype)
+            xh = ci if alpha == 1 else (alpha * ci + (1 - alpha) * zi).astype(zi.dtype)
             zn = g.prox(xh + ui, weight / rho).astype(zi.dtype)
             z_new.append(zn)
             u_new.append((ui + xh - zn).astype(ui.dtype))
