@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from calcil.objective import leaf_paths
+from calcil.solvers._linalg import affine_defect, affine_tolerance
 
 
 def flatten_params(solver, init):
@@ -64,3 +65,18 @@ def prior_leaves(objective, init, solver):
                 )
             owner[i] = path
     return tuple(owner)
+
+
+def require_affine(solver, objective, treedef, leaves, data, why):
+    """A ``ValueError`` unless the forward model is affine in the parameters (checked on
+    random directions, :func:`~calcil.solvers._linalg.affine_defect`); ``why`` says what the
+    solver does that needs it."""
+    defect = affine_defect(objective.forward, treedef, leaves, data)
+    tolerance = affine_tolerance(leaves)
+    if not defect <= tolerance:
+        raise ValueError(
+            f"{solver} {why}, but the forward model is not linear (affine) in the parameters: "
+            f"on random directions it deviates from linearity by {defect:.2g} (relative; "
+            f"tolerance {tolerance:.1g}). Use cc.ProximalGradient or cc.GradientSolver for "
+            "nonlinear models."
+        )

@@ -22,7 +22,6 @@ from calcil.objective import Objective
 from calcil.priors.transformed import Transformed
 from calcil.solvers import _fast_path
 from calcil.solvers._linalg import (
-    affine_defect,
     affine_tolerance,
     conj,
     random_like,
@@ -30,7 +29,12 @@ from calcil.solvers._linalg import (
     vdot,
 )
 from calcil.solvers._loop import IterativeSolver
-from calcil.solvers._requirements import flatten_params, prior_leaves, reject_batches
+from calcil.solvers._requirements import (
+    flatten_params,
+    prior_leaves,
+    reject_batches,
+    require_affine,
+)
 
 __all__ = ["ADMM"]
 
@@ -178,13 +182,9 @@ class ADMM(IterativeSolver):
         leaves, treedef = flatten_params(name, init)
         self.objective.check_data(data)
         owners = prior_leaves(self.objective, init, name)
-        defect = affine_defect(self.objective.forward, treedef, leaves, data)
-        if not defect <= affine_tolerance(leaves):
-            raise ValueError(
-                "ADMM solves its x-update as a linear system, but the forward model is not "
-                f"linear (affine) in the parameters (relative defect {defect:.2g}). Use "
-                "cc.ProximalGradient or cc.GradientSolver for nonlinear models."
-            )
+        require_affine(
+            "ADMM", self.objective, treedef, leaves, data, "solves its x-update as a linear system"
+        )
         splits = []
         for leaf, path in enumerate(owners):
             if path is None:

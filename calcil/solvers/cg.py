@@ -10,9 +10,9 @@ import jax.numpy as jnp
 
 from calcil.objective import Objective, select
 from calcil.solvers import _fast_path
-from calcil.solvers._linalg import affine_defect, affine_tolerance, axpy, conj, real_dtype, vdot
+from calcil.solvers._linalg import axpy, conj, real_dtype, vdot
 from calcil.solvers._loop import IterativeSolver
-from calcil.solvers._requirements import flatten_params, reject_batches
+from calcil.solvers._requirements import flatten_params, reject_batches, require_affine
 
 __all__ = ["ConjugateGradient"]
 
@@ -121,15 +121,14 @@ class ConjugateGradient(IterativeSolver):
         self.objective.check_data(data)  # before anything is compiled
         for path in self.objective.priors:  # a clear error for a prior on a missing path
             select(init, path)
-        defect = affine_defect(self.objective.forward, treedef, leaves, data)
-        if not defect <= affine_tolerance(leaves):
-            raise ValueError(
-                "ConjugateGradient solves linear least squares, but the forward model is not "
-                f"linear (affine) in the parameters: on random directions it deviates from "
-                f"linearity by {defect:.2g} (relative; tolerance "
-                f"{affine_tolerance(leaves):.1g}). Use cc.ProximalGradient or "
-                "cc.GradientSolver for nonlinear models."
-            )
+        require_affine(
+            "ConjugateGradient",
+            self.objective,
+            treedef,
+            leaves,
+            data,
+            "solves linear least squares",
+        )
         fast, fixed, fast_path = _fast_path.analyse(
             self.fast_path, self.objective, init, data, batch_size, axis, batched
         )

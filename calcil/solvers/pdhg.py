@@ -27,9 +27,14 @@ from calcil._internal.integers import as_count
 from calcil.objective import Objective
 from calcil.priors.constraints import Constraint
 from calcil.priors.transformed import Transformed
-from calcil.solvers._linalg import affine_defect, affine_tolerance, random_like, real_dtype, vdot
+from calcil.solvers._linalg import random_like, real_dtype, vdot
 from calcil.solvers._loop import IterativeSolver
-from calcil.solvers._requirements import flatten_params, prior_leaves, reject_batches
+from calcil.solvers._requirements import (
+    flatten_params,
+    prior_leaves,
+    reject_batches,
+    require_affine,
+)
 
 __all__ = ["PDHG"]
 
@@ -142,13 +147,14 @@ class PDHG(IterativeSolver):
             raise ValueError("PDHG runs on one device; leave devices=None.")
         leaves, treedef = flatten_params(name, init)
         self.objective.check_data(data)
-        defect = affine_defect(self.objective.forward, treedef, leaves, data)
-        if not defect <= affine_tolerance(leaves):
-            raise ValueError(
-                "PDHG needs an affine forward model A x + b (it applies A^H), but this one is "
-                f"not linear in the parameters (relative defect {defect:.2g}). Use "
-                "cc.ProximalGradient or cc.GradientSolver for nonlinear models."
-            )
+        require_affine(
+            "PDHG",
+            self.objective,
+            treedef,
+            leaves,
+            data,
+            "needs an affine forward model A x + b (it applies A^H)",
+        )
         owners = prior_leaves(self.objective, init, name)
         primal, duals = [], []
         for leaf, path in enumerate(owners):
