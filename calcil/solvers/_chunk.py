@@ -32,7 +32,14 @@ import numpy as np
 
 from calcil.solvers import _sharding
 
-__all__ = ["CAPACITY", "DIVERGED", "NON_FINITE", "ChunkProgram", "initial_state"]
+__all__ = [
+    "CAPACITY",
+    "DIVERGED",
+    "NON_FINITE",
+    "ChunkProgram",
+    "fresh_state",
+    "initial_state",
+]
 
 CAPACITY = 256  # steps per dispatch at most; longer chunks are several dispatches
 DIVERGED, NON_FINITE = -1, -2
@@ -44,16 +51,22 @@ def initial_state(params, inner, step, halt=0):
     return _fresh(params, inner, jnp.asarray(step, jnp.int32), jnp.asarray(halt, jnp.int32))
 
 
-@jax.jit
-def _fresh(params, inner, step, halt):
-    params_copy = jax.tree_util.tree_map(jnp.copy, params)
+def fresh_state(params, inner, step, halt):
+    """The loop state (traceable): copies of ``params`` (twice: ``prev``) and ``inner``."""
+
+    def copy(tree):
+        return jax.tree_util.tree_map(jnp.copy, tree)
+
     return {
-        "params": params_copy,
-        "inner": jax.tree_util.tree_map(jnp.copy, inner),
+        "params": copy(params),
+        "inner": copy(inner),
         "step": jnp.copy(step),
-        "prev": jax.tree_util.tree_map(jnp.copy, params),
+        "prev": copy(params),
         "halt": jnp.copy(halt),
     }
+
+
+_fresh = jax.jit(fresh_state)
 
 
 def _all_finite(tree):

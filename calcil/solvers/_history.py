@@ -55,10 +55,9 @@ class History:
     def _add(self, name, values):
         self._parts.setdefault(name, []).append(values)
 
-    def arrays(self, upto: int | None = None) -> dict[str, np.ndarray]:
-        """Every entry as one array (the first ``upto`` steps when given)."""
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every entry as one array (kept as such: later calls concatenate only what came
+        after)."""
         out = {k: np.concatenate(v) for k, v in self._parts.items()}
-        if upto is not None:
-            out = {k: v[:upto] for k, v in out.items()}
-        self._parts = {k: [v] for k, v in out.items()} if upto is None else self._parts
+        self._parts = {k: [v] for k, v in out.items()}
         return out

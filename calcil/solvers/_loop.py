@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from calcil.solvers import _sharding
-from calcil.solvers._chunk import ChunkProgram
+from calcil.solvers._chunk import ChunkProgram, fresh_state
 from calcil.solvers._options import RunOptions, run_options
 from calcil.solvers._pipeline import RunLoop
 from calcil.solvers._result import Result
@@ -244,14 +244,7 @@ class IterativeSolver:
         def start(fixed, run, init, data, key):
             inner, fast_data = self._initial(plan, fixed, run, init, data, key)
             zero = jnp.zeros((), jnp.int32)
-            state = {
-                "params": jax.tree_util.tree_map(jnp.copy, init),
-                "inner": jax.tree_util.tree_map(jnp.copy, inner),
-                "step": zero,
-                "prev": jax.tree_util.tree_map(jnp.copy, init),
-                "halt": zero,
-            }
-            return state, fast_data
+            return fresh_state(init, inner, zero, zero), fast_data
 
         if batched:
             start = jax.vmap(start, in_axes=(None, 0, 0, 0, 0))
