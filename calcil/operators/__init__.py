@@ -8,7 +8,7 @@ Core operators live beside the algebra (``base``, ``fourier``, ``convolution``, 
 from calcil._internal.struct import static_field
 from calcil.operators.base import LinearOperator, Operator, UnitaryFactorization
 from calcil.operators.convolution import Convolve
-from calcil.operators.differences import FiniteDifference
+from calcil.operators.differences import DifferenceGram, FiniteDifference
 from calcil.operators.elementwise import Diagonal, Exp, Identity, Intensity
 from calcil.operators.fourier import FFT
 from calcil.operators.functions import from_function
@@ -48,6 +48,7 @@ __all__ = [
     "Convolve",
     "Crop",
     "Diagonal",
+    "DifferenceGram",
     "Exp",
     "FanBeamProjection",
     "FiniteDifference",

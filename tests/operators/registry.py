@@ -160,6 +160,16 @@ def _(dtype, input_dtype):
     return O.FiniteDifference((5, 6), axes=(1,), boundary="neumann", input_dtype=input_dtype)
 
 
+@register("difference-gram-periodic", follows=True)
+def _(dtype, input_dtype):
+    return O.FiniteDifference((5, 6, 4), input_dtype=input_dtype).gram
+
+
+@register("difference-gram-neumann", follows=True)
+def _(dtype, input_dtype):
+    return O.FiniteDifference((5, 6), boundary="neumann", input_dtype=input_dtype).gram
+
+
 @register("wavelet-db2", dtypes=("complex64",), follows=True)
 def _(dtype, input_dtype):
     return O.Wavelet((16, 16), "db2", levels=2, input_dtype=input_dtype)

@@ -136,6 +136,11 @@ def test_structured_grams_equal_the_adjoint_times_the_operator(real, cplx):
                 LinearComposition,
             ),
             "scaled": (3.0 * O.Convolve(k, (16, 16)), None),
+            "differences-periodic": (O.FiniteDifference((6, 7)), O.DifferenceGram),
+            "differences-neumann-complex": (
+                O.FiniteDifference((4, 5, 6), axes=(0, 2), boundary="neumann", input_dtype=cplx),
+                O.DifferenceGram,
+            ),
         }
         for name, (A, kind) in cases.items():
             g = A.gram
