@@ -71,7 +71,8 @@ class ADMM(IterativeSolver):
     affine forward model, checked numerically as for :class:`~calcil.ConjugateGradient`):
     each x-update solves ``(A^H W A + rho sum_i C_i^H C_i) x = A^H W y + rho sum_i C_i^H
     (z_i - u_i)`` by ``cg_iterations`` conjugate-gradient steps warm-started from the last
-    ``x`` (Hessian-vector products by JAX, so no adjoint has to be written).
+    ``x`` (``A^H W A p`` by JAX's Hessian-vector products, so the forward model needs no
+    hand-written adjoint; ``C_i^H C_i p`` by ``C_i.gram``).
 
     When the problem is one image and every operator is circulant (shift-invariant with
     periodic boundaries: a circular ``Convolve``, ``FiniteDifference(boundary="periodic")``,
@@ -175,6 +176,10 @@ class ADMM(IterativeSolver):
         _, _, C = self._term(split)
         return v if C is None else C.H(v)
 
+    def _gram(self, split, v):
+        _, _, C = self._term(split)
+        return v if C is None else C.gram(v)
+
     # ------------------------------------------------------------------ hooks
     def _analyse(self, init, data, batch_size, axis=None, batched=False):
         name = "ADMM"
@@ -232,22 +237,26 @@ class ADMM(IterativeSolver):
     def _check_circulant(self, plan, leaves, data, v):
         m_a, m_c, _ = self._spectra(plan, leaves, data)
         zero = [jnp.zeros_like(leaves[0])]
-        _, hvp = jax.linearize(lambda ls: self._data_gradient(plan, ls, data), zero)
+        _, hvp = jax.linearize(lambda ls: self._data_gradient(plan, ls, data)[0], zero)
         real = not jnp.iscomplexobj(v)
         apply = _multiply(real)
         return (hvp([v])[0], self._gram_c(plan, v)), (apply(m_a, v), apply(m_c, v))
 
     def _data_gradient(self, plan, leaves, data):
+        """``(grad f(x), the data terms at x)`` for the list of parameter arrays."""
+
         def f(ls):
             params = jax.tree_util.tree_unflatten(plan.treedef, ls)
-            return _fast_path.data_term(self.objective, plan.fast, params, data, plan.axis)
+            terms = _fast_path.loss_terms(self.objective, plan.fast, params, data, plan.axis)
+            return sum(terms.values()), terms
 
-        return conj(jax.grad(f)(leaves))
+        g, terms = jax.grad(f, has_aux=True)(leaves)
+        return conj(g), terms
 
     def _gram_c(self, plan, v):
         out = jnp.zeros_like(v)
         for s in plan.splits:
-            out = out + self._adjoint(s, self._apply(s, v))
+            out = out + self._gram(s, v)
         return out
 
     def _spectra(self, plan, leaves, data):
@@ -256,7 +265,7 @@ class ADMM(IterativeSolver):
         x = leaves[0]
         delta = jnp.zeros_like(x).at[(0,) * x.ndim].set(1)
         zero = [jnp.zeros_like(x)]
-        g0, hvp = jax.linearize(lambda ls: self._data_gradient(plan, ls, data), zero)
+        g0, hvp = jax.linearize(lambda ls: self._data_gradient(plan, ls, data)[0], zero)
         return jnp.fft.fftn(hvp([delta])[0]), jnp.fft.fftn(self._gram_c(plan, delta)), -g0[0]
 
     def _initial(self, plan, fixed, run, init, data, key):
@@ -284,23 +293,31 @@ class ADMM(IterativeSolver):
 
     def _x_update(self, plan, x, z, u, rho, data):
         """``cg_iterations`` CG steps on ``f(x) + (rho / 2) sum ||C_i x - z_i + u_i||^2``;
-        ``(new x, the data terms at x)`` (read off the gradient's evaluation)."""
-        treedef = plan.treedef
+        ``(new x, the data terms at x)`` (read off the gradient's evaluation).
 
-        def q(leaves):
-            params = jax.tree_util.tree_unflatten(treedef, leaves)
-            terms = _fast_path.loss_terms(self.objective, plan.fast, params, data, plan.axis)
-            value = sum(terms.values())
-            for s, zi, ui in zip(plan.splits, z, u, strict=True):
-                r = self._apply(s, leaves[s.leaf]) - zi + ui
-                value = value + 0.5 * rho * jnp.sum(jnp.real(jnp.conj(r) * r))
-            return value, terms
+        The Hessian is ``H_f + rho sum C_i^H C_i``: ``H_f`` by forward-over-reverse
+        differentiation of the data term, ``C_i^H C_i`` by the operator's ``gram`` (which
+        structured operators apply in one pass, e.g. the negative Laplacian of
+        ``FiniteDifference``)."""
 
-        def gradient(leaves):
-            g, terms = jax.grad(q, has_aux=True)(leaves)
-            return conj(g), terms
+        def data_gradient(leaves):
+            return self._data_gradient(plan, leaves, data)
 
-        g, hessian, terms = jax.linearize(gradient, x, has_aux=True)
+        def split_gram(p):  # rho sum C_i^H C_i p, added into the leaves
+            out = [jnp.zeros_like(pi) for pi in p]
+            for s in plan.splits:
+                out[s.leaf] = out[s.leaf] + self._gram(s, p[s.leaf])
+            return [(rho * o).astype(pi.dtype) for o, pi in zip(out, p, strict=True)]
+
+        g, terms = data_gradient(x)
+        g = [gi + hi for gi, hi in zip(g, split_gram(x), strict=True)]
+        for s, zi, ui in zip(plan.splits, z, u, strict=True):
+            g[s.leaf] = (g[s.leaf] - rho * self._adjoint(s, zi - ui)).astype(g[s.leaf].dtype)
+
+        def hessian(p):  # forward over reverse: the primal half is dead code once compiled
+            h = jax.jvp(lambda ls: data_gradient(ls)[0], (x,), (p,))[1]
+            return [hi + gi for hi, gi in zip(h, split_gram(p), strict=True)]
+
         real = rho.dtype
 
         def body(_, carry):
