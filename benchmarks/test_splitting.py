@@ -64,7 +64,13 @@ more alone (already compiled; its time sets the rounds below), and then a warmed
   from the largest, each later one only below the best count so far; its rows record
   ``adam_lr`` and ``adam_iterations_by_lr``, ``None`` where a rate did not reach the target
   below that count);
-- ``jax``: the hand-written ADMM (fixed ``rho = RHO``) with ``k`` iterations.
+- ``jax``: the hand-written ADMM (fixed ``rho = RHO``) with ``k`` iterations;
+- where SCICO is importable (``pip install --no-deps scico``: its own pins would change the
+  installed jax), ``scico-apgm`` (``AcceleratedPGM`` with ``IsotropicTVNorm``, ``L0 = 1``) and
+  ``scico-admm`` (``ADMM`` of ``L21Norm`` of ``FiniteDifference(append=0)``, ``rho = RHO``,
+  CG x-update to ``SCICO_CG``), each run as a new solver of ``k`` iterations from ``x = 0``
+  (its count found like the hand-written loop's). ``report.py --candidate scico`` prints
+  them against the hand-written ADMM.
 
 The step sizes FISTA (power iteration) and PDHG (the norm of ``[A; D]``) estimate are
 cached by the solver for the same data, so the timed runs reuse the warm-up's. Rows record
@@ -74,7 +80,7 @@ smoothing for every method) and ``reached_target``. A method that does not reach
 within ``ITERATION_COUNTS`` is not an error: its row times the largest count and records
 ``reached_target = False`` with the PSNR it got. ``report.py`` prints each ``calcil-*``
 method against the hand-written ADMM (the plain ``calcil`` row of the group stays empty).
-The six run in three blocks, the order rotated by two each time; each block times about
+The methods run in three blocks, the order rotated by two each time; each block times about
 ``TARGET_BLOCK_SECONDS`` = 1 s of runs per method (1 to 4 runs, from a warm run's time).
 
 The file takes about 1.5 minutes on 2 CPU cores::
@@ -120,6 +126,17 @@ TARGET_DB = 0.1
 ITERATION_COUNTS = (5, 10, 15, 20, 30, 40, 60, 80, 100, 150, 200, 300, 500)
 ADAM_LEARNING_RATES = (5e-2, 2e-2, 1e-2)
 ADAM_EPS = 1e-3
+try:  # optional: SCICO's solvers on the same problem, where SCICO is installed
+    import scico
+    import scico.functional
+    import scico.linop
+    import scico.loss
+    import scico.optimize
+    from scico.optimize.admm import LinearSubproblemSolver
+except ImportError:
+    scico = None
+SCICO_IMPLS = () if scico is None else ("scico-apgm", "scico-admm")
+SCICO_CG = {"tol": 1e-3, "maxiter": 20}  # SCICO ADMM's x-update: CG to this tolerance
 TARGET_IMPLS = (
     "calcil-fista",
     "calcil-fista-cold",
@@ -127,6 +144,7 @@ TARGET_IMPLS = (
     "calcil-pdhg",
     "calcil-adam",
     "jax",
+    *SCICO_IMPLS,
 )
 # Three blocks, the order rotated by two: each impl runs early, in the middle and late.
 TARGET_BLOCKS = [
@@ -332,7 +350,7 @@ class TimeToTarget:
     """The reference minimiser, the PSNR target, and each method's smallest iteration count
     in ``ITERATION_COUNTS`` that reaches it (each method warmed for its timed run)."""
 
-    def __init__(self, p: Problem):
+    def __init__(self, p: Problem, psf):
         self.p = p
         reference = cc.ProximalGradient(
             p.objective(cc.priors.TV()), prox_iterations=REFERENCE_PROX_ITERATIONS
@@ -352,7 +370,10 @@ class TimeToTarget:
             "calcil-pdhg": cc.PDHG(p.split),
         }
         self.found = {impl: self.search_calcil(solver) for impl, solver in self.solvers.items()}
-        self.found["jax"] = self.search_jax()
+        self.found["jax"] = self.search_counts(p.run_jax)
+        self.scico = None if scico is None else ScicoMethods(p, psf)
+        for impl in SCICO_IMPLS:
+            self.found[impl] = self.search_counts(self.runner(impl))
         # Adam: the learning rate that reaches the target in the fewest iterations.
         self.adam_tried = {}
         best = None
@@ -382,7 +403,11 @@ class TimeToTarget:
         self.timings: dict[str, list[float]] = {}
 
     def runner(self, impl):
-        return self.p.run_jax if impl == "jax" else self.runner_for(self.solvers[impl])
+        if impl == "jax":
+            return self.p.run_jax
+        if impl in SCICO_IMPLS:
+            return getattr(self.scico, impl.removeprefix("scico-"))
+        return self.runner_for(self.solvers[impl])
 
     def counts(self, below=None):
         return [k for k in ITERATION_COUNTS if below is None or k < below] or [below]
@@ -421,16 +446,52 @@ class TimeToTarget:
     def runner_for(self, solver):
         return lambda k: self.p.run_calcil(solver, k).params["x"]
 
-    def search_jax(self) -> dict:
-        """The hand-written loop: each count of ``ITERATION_COUNTS`` in turn (one call each,
-        ``k`` is traced) until one reaches the target."""
-        self.p.run_jax(0)  # compiles
+    def search_counts(self, run) -> dict:
+        """The hand-written loop and SCICO's solvers: each count of ``ITERATION_COUNTS`` in
+        turn (one call each) until one reaches the target (``run(0)`` first: it compiles)."""
+        run(0)
         for k in ITERATION_COUNTS:
             tic = time.perf_counter()
-            found = self.outcome(k, self.p.run_jax(k), time.perf_counter() - tic)
+            found = self.outcome(k, run(k), time.perf_counter() - tic)
             if found["reached_target"]:
                 break
         return found
+
+
+class ScicoMethods:
+    """SCICO's accelerated PGM and ADMM on the same problem: ``k`` iterations of a new
+    solver from ``x = 0`` (the operators and functionals, and so their compiled functions,
+    are built once and shared by every run)."""
+
+    def __init__(self, p: Problem, psf):
+        shape = (N, N)
+        A = scico.linop.CircularConvolve(psf, shape, h_center=jnp.array(psf.shape) // 2)
+        assert_close(A(p.x_true), p.A(p.x_true), rtol=1e-5)  # the same blur as calcil's
+        self.D = scico.linop.FiniteDifference(shape, append=0)  # Neumann: last difference 0
+        self.f = scico.loss.SquaredL2Loss(y=p.y, A=A)  # 0.5 ||A x - y||^2
+        self.tv = LAM * scico.functional.IsotropicTVNorm(input_shape=shape)
+        self.l21 = LAM * scico.functional.L21Norm()
+        self.x0 = p.x0
+
+    def apgm(self, k):
+        """``AcceleratedPGM`` with ``IsotropicTVNorm`` (its approximate prox), ``L0 = 1``
+        (``||A|| = 1``: the PSF sums to 1)."""
+        solver = scico.optimize.AcceleratedPGM(f=self.f, g=self.tv, L0=1.0, x0=self.x0, maxiter=k)
+        return jax.block_until_ready(solver.solve())
+
+    def admm(self, k):
+        """``ADMM`` of ``L21Norm`` of ``FiniteDifference``, ``rho = RHO``, the x-update by
+        SCICO's CG (``SCICO_CG``)."""
+        solver = scico.optimize.ADMM(
+            f=self.f,
+            g_list=[self.l21],
+            C_list=[self.D],
+            rho_list=[RHO],
+            x0=self.x0,
+            maxiter=k,
+            subproblem_solver=LinearSubproblemSolver(cg_kwargs=SCICO_CG),
+        )
+        return jax.block_until_ready(solver.solve())
 
 
 class _Reached(Exception):
@@ -438,8 +499,8 @@ class _Reached(Exception):
 
 
 @pytest.fixture(scope="module")
-def time_to_target(problem):
-    return TimeToTarget(problem)
+def time_to_target(problem, inputs):
+    return TimeToTarget(problem, inputs.psf)
 
 
 @pytest.mark.parametrize(("block", "impl"), TARGET_BLOCKS)
@@ -469,7 +530,7 @@ def test_time_to_target(benchmark, describe_row, time_to_target, block, impl):
     benchmark.pedantic(
         fn, rounds=scaled_rounds(s.rounds[impl], minimum=1), warmup_rounds=0, iterations=1
     )
-    if impl != "jax":
+    if impl in s.solvers:
         assert s.solvers[impl].traces == 1, s.solvers[impl].traces
     x = xs[-1]
     f = float(s.p.objective_value(x))
