@@ -2,14 +2,27 @@
 
 Write the physics of an imaging system as operator blocks (``calcil.operators``), add priors
 (``calcil.priors``) and data terms (``calcil.losses``) in an ``Objective``, and let gradient
-descent recover the unknowns. ``calcil.phantoms`` has test objects and ``calcil.viz`` plotly
-viewers for 2D, 3D, 4D and complex data.
+descent recover the unknowns. ``calcil.phantoms`` has test objects, ``calcil.viz`` plotly
+viewers for 2D, 3D, 4D and complex data, and ``calcil.benchmark`` times any operator or
+function on the current device.
 """
 
 import sys as _sys
 
 # viz imports plotly lazily, logs tensorboardX
-from calcil import logs, losses, metrics, noise, operators, phantoms, priors, testing, viz
+from calcil import (
+    benchmarking,
+    logs,
+    losses,
+    metrics,
+    noise,
+    operators,
+    phantoms,
+    priors,
+    testing,
+    viz,
+)
+from calcil.benchmarking import benchmark
 from calcil.objective import Objective
 from calcil.solvers import (
     ADMM,
@@ -36,6 +49,8 @@ __all__ = [
     "Objective",
     "ProximalGradient",
     "Result",
+    "benchmark",
+    "benchmarking",
     "losses",
     "metrics",
     "noise",
