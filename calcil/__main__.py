@@ -1,4 +1,5 @@
-"""Command line: ``python -m calcil demo``, a complete TV deconvolution with a browser report.
+"""Command line: ``python -m calcil demo``, a complete TV deconvolution with a browser report,
+and ``python -m calcil bench``, the standard benchmark set beside hand-written JAX.
 
 The demo blurs a test image (scikit-image's camera photograph when scikit-image is installed,
 otherwise the Shepp-Logan phantom) with a circular Gaussian PSF, adds Gaussian noise, and
@@ -159,6 +160,37 @@ def write_report(path, truth, measurement, reconstruction, result, figures) -> P
     return path
 
 
+def bench(parser, args) -> int:
+    """``python -m calcil bench``: the standard set's table (and JSON)."""
+    from calcil.benchmarking import standard
+
+    size = args.size if args.size is not None else (256 if args.quick else 512)
+    if size < 16:
+        parser.error(f"--size must be at least 16 pixels, got {size}")
+    unknown = [c for c in args.cases or () if c not in standard.CASES]
+    if unknown:
+        parser.error(f"unknown cases {unknown}; choose from {', '.join(standard.CASES)}")
+    if args.json is not None:
+        try:
+            with open(args.json, "a", encoding="utf-8"):
+                pass
+        except OSError as error:
+            parser.error(f"cannot write --json {args.json!r}: {error}")
+    print(f"calcil bench: size {size}{' (quick)' if args.quick else ''}", file=sys.stderr)
+    result = standard.run_standard(
+        size, quick=args.quick, cases=args.cases, log=lambda m: print(m, file=sys.stderr)
+    )
+    print(standard.standard_table(result))
+    if args.json is not None:
+        import json
+
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)
+            f.write("\n")
+        print(f"figures written to {args.json}", file=sys.stderr)
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m calcil", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -176,7 +208,21 @@ def main(argv=None) -> int:
     p.add_argument("--noise", type=float, default=0.01, help="noise sigma (default 0.01)")
     p.add_argument("--seed", type=int, default=0, help="noise seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b = sub.add_parser(
+        "bench",
+        help="time the standard operators and a solver beside hand-written JAX on this device",
+        description="The standard set (Convolve 2D/3D, FFT, TV, AngularSpectrum, MultiSlice, "
+        "ParallelProjection, a TV-deconvolution solver), each beside the hand-written JAX "
+        "equivalent in the same process: times, ratios, rates, memory and the fraction of the "
+        "device's copy bandwidth, as a Markdown table.",
+    )
+    b.add_argument("--size", type=int, default=None, help="image side (default 512; 256 quick)")
+    b.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON")
+    b.add_argument("--quick", action="store_true", help="time less (a few minutes on a laptop CPU)")
+    b.add_argument("--cases", nargs="+", default=None, metavar="CASE", help="run only these cases")
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        return bench(parser, args)
     if args.size < 16:
         parser.error(f"--size must be at least 16 pixels, got {args.size}")
     if args.iterations < 1:
