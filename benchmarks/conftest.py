@@ -1,7 +1,10 @@
 """Shared fixtures for the calcil benchmark suites.
 
 Every benchmark times a ``jax.jit``-compiled function, already compiled and warmed up, and
-waits for its result (``block_until_ready``) inside the timed call. Each row records
+waits for its result (``block_until_ready``) inside the timed call: the compiled calls and
+the memory figures come from calcil's own timing core (``calcil.benchmarking.timing``, the
+one behind ``cc.benchmark`` and ``python -m calcil bench``); pytest-benchmark does the
+rounds and the statistics. Each row records
 ``benchmark.group`` (what is computed, e.g. ``convolve-circular-forward-512``) and
 ``benchmark.extra_info["impl"]`` (``"calcil"`` or ``"jax"``, the hand-written equivalent), so
 ``benchmarks/report.py`` can pair the two implementations of the same computation.
@@ -21,7 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from calcil.solvers._chunk import initial_state
+from calcil.benchmarking.solvers import solver_program_memory
+from calcil.benchmarking.timing import compile_call, program_memory
 
 
 def scaled_rounds(rounds: int, minimum: int = 3) -> int:
@@ -83,47 +87,16 @@ class Inputs:
 
 
 def memory_info(fn, args) -> dict:
-    """The compiled program's memory (bytes) from XLA's ``memory_analysis()``.
-
-    ``peak_bytes = argument + output + temp - alias``: what the executable holds at once
-    (XLA's own ``peak_memory_in_bytes`` is not used: on CPU it misses the temporaries), with
-    the parts in ``argument_bytes``, ``output_bytes``, ``temp_bytes``, ``alias_bytes``. ``fn``
-    is a ``jax.jit``-compiled function; compiling it here again costs one compilation.
-    """
-    stats = fn.lower(*args).compile().memory_analysis()
-    parts = {
-        "argument_bytes": int(stats.argument_size_in_bytes),
-        "output_bytes": int(stats.output_size_in_bytes),
-        "temp_bytes": int(stats.temp_size_in_bytes),
-        "alias_bytes": int(stats.alias_size_in_bytes),
-    }
-    peak = parts["argument_bytes"] + parts["output_bytes"] + parts["temp_bytes"]
-    return {"peak_bytes": peak - parts["alias_bytes"], **parts}
+    """The compiled program's memory (bytes): calcil's :func:`program_memory`
+    (``peak_bytes = argument + output + temp - alias``, and the parts). ``fn`` is a
+    ``jax.jit``-compiled function; compiling it here again costs one compilation."""
+    return program_memory(fn.lower(*args).compile())
 
 
 def solver_memory_info(solver, init, data, problems: int | None = None) -> dict:
-    """:func:`memory_info` of the one chunk ``solver`` compiled for ``init`` and
-    ``data``, called with the state a run starts from (``initial_state``) and the data its
-    steps see (``solver._prepare``: the fast path's precomputed data). With ``problems``,
-    ``init`` and ``data`` carry a leading problem axis (``run_batch``): each problem is
-    prepared alone and the parts stacked. Lowering reuses the chunk's trace."""
-    (program,) = solver._compiled.values()
-    if problems is None:
-        _, inner, seen = solver._prepare(init, data, None, None)
-        state = initial_state(init, inner, 0)
-    else:
-
-        def problem(tree, b):
-            return jax.tree_util.tree_map(lambda a: a[b], tree)
-
-        parts = [
-            solver._prepare(problem(init, b), problem(data, b), None, None)[1:]
-            for b in range(problems)
-        ]
-        inner, seen = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *parts)
-        zeros = jnp.zeros((problems,), jnp.int32)
-        state = initial_state(init, inner, zeros, zeros)
-    return memory_info(program, (state, seen))
+    """:func:`memory_info` of the one chunk ``solver`` compiled for ``init`` and ``data``
+    (calcil's :func:`solver_program_memory`; ``problems``: a leading problem axis)."""
+    return solver_program_memory(solver, init, data, problems)
 
 
 def solver_peak_bytes(solver, init, data) -> int:
@@ -198,13 +171,9 @@ def run_jitted(benchmark):
         **info,
     ):
         describe(benchmark, group=group, impl=impl, size=size, **info)
-        jax.block_until_ready(fn(*args))  # compile outside the timing
-
-        def timed():
-            return jax.block_until_ready(fn(*args))
-
+        compiled = compile_call(fn, args, group)  # compiled and warmed outside the timing
         return benchmark.pedantic(
-            timed,
+            compiled.call,
             rounds=max(3, round(share * (_rounds_for(size) if rounds is None else rounds))),
             warmup_rounds=1,
             iterations=1,

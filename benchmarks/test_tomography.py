@@ -67,6 +67,7 @@ import skimage.transform
 from conftest import describe, device_kind, memory_info, scaled_rounds
 
 import calcil as cc
+from calcil.benchmarking.standard import radon_by_hand  # rotate-and-sum, bilinear
 
 IMPLS = ("calcil", "jax", "skimage")
 ORDERS = list(itertools.permutations(IMPLS))
@@ -107,23 +108,6 @@ def _has_jax_side(n_angles, direction):
 
 
 # ---------------------------------------------------------------------- hand-written side
-def radon_by_hand(image, angles, n_detector):
-    """Rotate-and-sum: bilinear samples of ``image`` on the ``n_detector²`` grid of each angle
-    (unit steps), summed along the rays; ``(n_angles, n_detector)``, calcil's convention."""
-    ny, nx = image.shape
-    u = jnp.arange(n_detector, dtype=image.dtype) - (n_detector - 1) / 2
-    along, across = u[:, None], u[None, :]
-
-    def one_angle(theta):
-        c, s = jnp.cos(theta), jnp.sin(theta)
-        x = across * c - along * s + (nx - 1) / 2
-        y = across * s + along * c + (ny - 1) / 2
-        samples = jax.scipy.ndimage.map_coordinates(image, [y, x], order=1, mode="constant")
-        return samples.sum(axis=0)
-
-    return jax.lax.map(one_angle, angles)
-
-
 def _jax_sides(n, n_detector):
     """The hand-written forward and its ``jax.linear_transpose``, jitted for one geometry
     (the angles are an argument)."""
