@@ -46,7 +46,7 @@ class DeviceBandwidth:
         return {**dataclasses.asdict(self), "bytes_per_second": self.bytes_per_second}
 
 
-def device_bandwidth(nbytes: int | None = None, calls: int = 10) -> DeviceBandwidth:
+def device_bandwidth(nbytes: int | None = None, calls: int = 20) -> DeviceBandwidth:
     """Measure (once per process and ``nbytes``) the default device's copy bandwidth.
 
     ``nbytes`` is the size of the copied array: by default 256 MiB on a CPU and 2 GiB on a
