@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from calcil.benchmarking.solvers import solver_program_memory
 from calcil.benchmarking.timing import compile_call, program_memory
+from calcil.solvers.memory import chunk_memory
 
 
 def scaled_rounds(rounds: int, minimum: int = 3) -> int:
@@ -95,8 +95,8 @@ def memory_info(fn, args) -> dict:
 
 def solver_memory_info(solver, init, data, problems: int | None = None) -> dict:
     """:func:`memory_info` of the one chunk ``solver`` compiled for ``init`` and ``data``
-    (calcil's :func:`solver_program_memory`; ``problems``: a leading problem axis)."""
-    return solver_program_memory(solver, init, data, problems)
+    (calcil's :func:`chunk_memory`; ``problems``: a leading problem axis)."""
+    return chunk_memory(solver, init, data, problems)
 
 
 def solver_peak_bytes(solver, init, data) -> int:

@@ -294,7 +294,7 @@ def tv_deconvolution(n: int, steps: int) -> Case:
     import optax
 
     import calcil as cc
-    from calcil.benchmarking.solvers import solver_program_memory
+    from calcil.solvers.memory import chunk_memory
 
     lam, eps, lr = 1e-3, 1e-3, 1e-2
     kernel = gaussian_kernel(15, 2.0, 2)
@@ -321,7 +321,7 @@ def tv_deconvolution(n: int, steps: int) -> Case:
         "tv-deconvolution (calcil)",
         run_calcil,
         calcil_compile,
-        solver_program_memory(solver, init, data),
+        chunk_memory(solver, init, data),
         None,
     )
     opt = optax.adam(lr)

@@ -8,10 +8,10 @@ import jax.numpy as jnp
 from calcil.benchmarking.timing import program_memory
 from calcil.solvers._chunk import initial_state
 
-__all__ = ["solver_program_memory"]
+__all__ = ["chunk_memory"]
 
 
-def solver_program_memory(solver, init, data, problems: int | None = None) -> dict[str, int]:
+def chunk_memory(solver, init, data, problems: int | None = None) -> dict[str, int]:
     """:func:`~calcil.benchmarking.timing.program_memory` of the one chunk ``solver``
     compiled for ``init`` and ``data`` (run the solver once first), called with the state a
     run starts from and the data its steps see (the fast path's precomputed data).
@@ -22,7 +22,7 @@ def solver_program_memory(solver, init, data, problems: int | None = None) -> di
     programs = list(solver._compiled.values())
     if len(programs) != 1:
         raise ValueError(
-            f"solver_program_memory needs a solver that compiled exactly one chunk (run it "
+            f"chunk_memory needs a solver that compiled exactly one chunk (run it "
             f"once with these shapes first); it holds {len(programs)}"
         )
     if problems is None:
