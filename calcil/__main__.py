@@ -14,6 +14,7 @@ history), and prints the PSNR of the measurement and of the reconstruction.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -170,12 +171,15 @@ def bench(parser, args) -> int:
     unknown = [c for c in args.cases or () if c not in standard.CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; choose from {', '.join(standard.CASES)}")
-    if args.json is not None:
-        try:
-            with open(args.json, "a", encoding="utf-8"):
-                pass
-        except OSError as error:
-            parser.error(f"cannot write --json {args.json!r}: {error}")
+    if args.json is not None:  # checked before minutes of timing, without creating the file
+        target = Path(args.json)
+        folder = target.parent if str(target.parent) else Path(".")
+        writable = os.access(target, os.W_OK) if target.exists() else os.access(folder, os.W_OK)
+        if target.is_dir() or not folder.is_dir() or not writable:
+            parser.error(
+                f"cannot write --json {args.json!r}: give a file path in an existing, "
+                "writable folder"
+            )
     print(f"calcil bench: size {size}{' (quick)' if args.quick else ''}", file=sys.stderr)
     result = standard.run_standard(
         size, quick=args.quick, cases=args.cases, log=lambda m: print(m, file=sys.stderr)

@@ -226,3 +226,9 @@ def test_command_line(tmp_path):
         [sys.executable, "-m", "calcil", "bench", "--cases", "nope"], capture_output=True, text=True
     )
     assert bad.returncode == 2 and "unknown cases ['nope']" in bad.stderr
+    missing = tmp_path / "no-such-folder" / "bench.json"
+    bad = subprocess.run(
+        [*command, "--json", str(missing)], capture_output=True, text=True, timeout=300
+    )
+    assert bad.returncode == 2 and "cannot write --json" in bad.stderr
+    assert not missing.parent.exists()
