@@ -141,6 +141,11 @@ def test_function_with_gradient():
     result = cc.benchmark(objective, x, y, grad=True, repeats=2, bandwidth_bytes=SMALL_BANDWIDTH)
     assert list(result.parts) == ["fn", "grad"]
     assert result.label == "objective"
+    fn, grad = timed_parts(objective, (x, y), grad=True)[0]
+    assert float(fn.call()) == pytest.approx(32.0)  # 0.5 * 64 ones
+    value, gradient = grad.call()  # value_and_grad in the first argument: x - y
+    assert float(value) == pytest.approx(32.0)
+    np.testing.assert_allclose(gradient, np.ones(64))
 
 
 def test_clear_errors():

@@ -83,8 +83,8 @@ def benchmark(
             peak_bytes=c.memory["peak_bytes"],
             bytes_moved=moved,
             bytes_source=source,
-            bandwidth=None if moved is None else moved / median,
-            bandwidth_fraction=None if moved is None else moved / median / reference,
+            bandwidth=moved / median,
+            bandwidth_fraction=moved / median / reference,
             ratio=median / base_median if ratio and base_median else None,
         )
 

@@ -72,10 +72,10 @@ class PartTiming:
     calls: int
     compile_seconds: float
     peak_bytes: int
-    bytes_moved: int | None
+    bytes_moved: int
     bytes_source: str
-    bandwidth: float | None
-    bandwidth_fraction: float | None
+    bandwidth: float
+    bandwidth_fraction: float
     ratio: float | None = None
 
     def to_dict(self) -> dict:
@@ -131,14 +131,12 @@ class BenchmarkResult:
         if self.baseline is not None:
             rows.append(self.baseline)
         for p in rows:
-            fraction = "-" if p.bandwidth_fraction is None else f"{p.bandwidth_fraction:.0%}"
-            moved = "-" if p.bytes_moved is None else f"{p.bytes_moved / MIB:.1f}"
-            speed = "-" if p.bandwidth is None else f"{p.bandwidth / 1e9:.2f}"
             ratio = "-" if p.ratio is None else f"{p.ratio:.2f}"
             lines.append(
                 f"| {p.name} | {1e3 * p.median:.4g} | {1e3 * p.min:.4g} | {p.calls} | "
                 f"{p.compile_seconds:.2f} | {p.peak_bytes / MIB:.1f} | "
-                f"{moved} | {speed} | {fraction} | {ratio} |"
+                f"{p.bytes_moved / MIB:.1f} | {p.bandwidth / 1e9:.2f} | "
+                f"{p.bandwidth_fraction:.0%} | {ratio} |"
             )
         return head + "\n".join(lines)
 

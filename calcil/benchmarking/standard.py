@@ -75,8 +75,8 @@ class Row:
     ratio: float
     per_second: float
     steps: int
-    calcil_peak_bytes: int | None
-    hand_peak_bytes: int | None
+    calcil_peak_bytes: int
+    hand_peak_bytes: int
     calcil_compile_seconds: float
     hand_compile_seconds: float
     bandwidth: float | None
@@ -443,8 +443,8 @@ def run_standard(
                 ratio=ours / theirs,
                 per_second=case.steps / ours,
                 steps=case.steps,
-                calcil_peak_bytes=_peak(case.calcil),
-                hand_peak_bytes=_peak(case.hand),
+                calcil_peak_bytes=case.calcil.memory["peak_bytes"],
+                hand_peak_bytes=case.hand.memory["peak_bytes"],
                 calcil_compile_seconds=case.calcil.compile_seconds,
                 hand_compile_seconds=case.hand.compile_seconds,
                 bandwidth=bandwidth,
@@ -457,10 +457,6 @@ def run_standard(
         if log is not None:
             log(f"  {name}: {time.perf_counter() - tic:.1f} s")
     return {"header": header, "rows": rows}
-
-
-def _peak(call: CompiledCall) -> int | None:
-    return None if call.memory is None else call.memory["peak_bytes"]
 
 
 def standard_table(result: dict) -> str:
@@ -478,10 +474,7 @@ def standard_table(result: dict) -> str:
     ]
     for r in result["rows"]:
         unit = "steps" if r["steps"] > 1 else "calls"
-        memory = " / ".join(
-            "-" if b is None else f"{b / MIB:.1f}"
-            for b in (r["calcil_peak_bytes"], r["hand_peak_bytes"])
-        )
+        memory = f"{r['calcil_peak_bytes'] / MIB:.1f} / {r['hand_peak_bytes'] / MIB:.1f}"
         gbs = "-" if r["bandwidth"] is None else f"{r['bandwidth'] / 1e9:.2f}"
         fraction = "-" if r["bandwidth_fraction"] is None else f"{r['bandwidth_fraction']:.0%}"
         lines.append(

@@ -36,21 +36,19 @@ class CompiledCall:
     name: str
     call: Callable[[], Any]
     compile_seconds: float
-    memory: dict[str, int] | None
+    memory: dict[str, int]
     bytes_accessed: float | None
     loops: bool = False
 
     @property
-    def bytes_moved(self) -> tuple[int | None, str]:
+    def bytes_moved(self) -> tuple[int, str]:
         """``(bytes, source)``: the bytes one call reads and writes, from XLA's cost
         analysis for straight-line programs, else the program's buffers (``arguments +
         outputs + temporaries``, each touched at least once): a lower bound."""
-        m = self.memory
-        buffers = None if m is None else m["argument_bytes"] + m["output_bytes"] + m["temp_bytes"]
         if self.bytes_accessed is not None and self.bytes_accessed > 0 and not self.loops:
             return int(self.bytes_accessed), "xla cost analysis"
-        if buffers is None:
-            return None, "unknown"
+        m = self.memory
+        buffers = m["argument_bytes"] + m["output_bytes"] + m["temp_bytes"]
         return buffers, "program buffers (lower bound)"
 
 
