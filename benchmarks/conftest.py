@@ -21,9 +21,9 @@ import os
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
+from calcil.benchmarking.standard import gaussian_kernel
 from calcil.benchmarking.timing import compile_call, program_memory
 from calcil.solvers.memory import chunk_memory
 
@@ -44,18 +44,9 @@ def device_kind() -> str:
 
 
 def gaussian_psf(size: int = 15, sigma: float = 2.0) -> jax.Array:
-    """A normalised ``size x size`` Gaussian PSF (float32), centred at ``size // 2``."""
-    r = np.arange(size) - size // 2
-    g = np.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / (2 * sigma**2))
-    return jnp.asarray(g / g.sum(), dtype=jnp.float32)
-
-
-def circular_spectrum(kernel, shape) -> jax.Array:
-    """The hand-written side's kernel spectrum: ``rfftn`` of ``kernel`` zero-padded to
-    ``shape`` with its centre (``k // 2`` per axis) rolled to index 0."""
-    padded = jnp.pad(kernel, [(0, n - k) for n, k in zip(shape, kernel.shape, strict=True)])
-    axes = tuple(range(kernel.ndim))
-    return jnp.fft.rfftn(jnp.roll(padded, [-(k // 2) for k in kernel.shape], axes), axes=axes)
+    """A normalised ``size x size`` Gaussian PSF (float32), centred at ``size // 2``
+    (the one ``python -m calcil bench`` uses)."""
+    return jnp.asarray(gaussian_kernel(size, sigma, 2))
 
 
 @functools.cache

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 import scipy.fft
 import scipy.signal
-from conftest import circular_spectrum
 
 import calcil as cc
+from calcil.benchmarking.standard import circular_spectrum
 
 CASES = ("convolve-circular", "convolve-same", "fft", "crop-convolve-pad")
 DIRECTIONS = ("forward", "adjoint")

@@ -81,10 +81,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import circular_spectrum, memory_info, scaled_rounds, solver_memory_info, time_runs
+from conftest import memory_info, scaled_rounds, solver_memory_info, time_runs
 from test_solver import NOISE, make_hand_solve, make_solver
 
 import calcil as cc
+from calcil.benchmarking.standard import circular_spectrum
 from calcil.solvers._chunk import CAPACITY
 
 FIXED_N = 64

@@ -51,9 +51,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.ndimage
-from conftest import circular_spectrum, device_kind, device_memory_info, memory_info, scaled_rounds
+from conftest import device_kind, device_memory_info, memory_info, scaled_rounds
 
 import calcil as cc
+from calcil.benchmarking.standard import circular_spectrum
 
 SIZES_2D = (256, 512, 1024, 2048, 4096)
 SIZES_3D = (64, 128, 256)

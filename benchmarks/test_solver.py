@@ -45,7 +45,6 @@ import numpy as np
 import optax
 import pytest
 from conftest import (
-    circular_spectrum,
     memory_info,
     scaled_rounds,
     solver_peak_bytes,
@@ -53,6 +52,7 @@ from conftest import (
 )
 
 import calcil as cc
+from calcil.benchmarking.standard import circular_spectrum
 
 N = 512
 ITERATIONS = 300

@@ -99,7 +99,6 @@ import numpy as np
 import optax
 import pytest
 from conftest import (
-    circular_spectrum,
     memory_info,
     scaled_rounds,
     solver_peak_bytes,
@@ -108,6 +107,7 @@ from conftest import (
 from test_solver import NOISE
 
 import calcil as cc
+from calcil.benchmarking.standard import circular_spectrum
 
 N = 512
 LAM = 2e-3  # TV weight
