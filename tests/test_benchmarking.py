@@ -127,6 +127,7 @@ def test_result_table_and_json_schema(tmp_path):
         "ratio",
     }
     assert part["calls"] == 4 and part["median"] >= part["min"] > 0
+    assert part["compile_seconds"] > 0 and part["bytes_moved"] > 0
     assert part["peak_bytes"] >= 2 * 32 * 32 * 8  # input and output, complex64
     text = str(result)
     assert text.startswith("FFT 32x32 complex64 on ")
